@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``quote`` command line.
+
+Subcommands:
+
+- ``quote tiny-model DIR [--variant NAME] [--seed N]``: write the embedded tiny Gemma3 checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+_Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    """Write the tiny Gemma3 checkpoint into ``args.dir`` and print its path."""
+    from quote.tiny import write_tiny_model
+
+    path = write_tiny_model(args.dir, variant=args.variant, seed=args.seed)
+    print(path)
+    return 0
+
+
+def _add_tiny_model(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from quote.tiny import VARIANTS
+
+    parser = subparsers.add_parser(
+        "tiny-model",
+        help="write the embedded tiny Gemma3 checkpoint (no downloads)",
+        description="Write a deterministic tiny Gemma3 checkpoint in Hugging Face layout.",
+    )
+    parser.add_argument("dir", help="output directory (created if missing)")
+    parser.add_argument(
+        "--variant",
+        default="default",
+        choices=sorted(VARIANTS),
+        help="model shape (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="weight seed (default: %(default)s)")
+    parser.set_defaults(handler=_cmd_tiny_model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``quote`` argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="quote", description="Quote: steer an LLM with Python mods."
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("QUOTE_LOG_LEVEL", "WARNING"),
+        help="logging level (default: $QUOTE_LOG_LEVEL or WARNING)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_tiny_model(subparsers)
+    # ----------------------------------------------------------------------------------------
+    # Further subcommands (e.g. ``serve``) register here: one ``_add_<name>(subparsers)``
+    # function each, which sets ``handler`` to a ``(argparse.Namespace) -> int`` function.
+    # ----------------------------------------------------------------------------------------
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``quote`` command line and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = str(args.log_level).upper()
+    if not isinstance(logging.getLevelName(level), int):
+        parser.error(f"unknown log level: {args.log_level}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler: _Handler = args.handler
+    try:
+        return handler(args)
+    except ValueError as exc:
+        logger.debug("command failed", exc_info=True)
+        print(f"quote {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

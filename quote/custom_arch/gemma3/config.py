@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``QuoteGemma3Config``: MAX's Gemma3 config, widened to float32 and a single KV cache.
+
+Differences from MAX's built-in Gemma3 config:
+
+* encodings ``float32`` (CPU; the default, cast to bfloat16 on GPU by MAX) and ``bfloat16``;
+* which layers slide comes from Hugging Face's ``layer_types`` (the config's own truth);
+* one KV cache for all layers. Sliding layers mask their window inside the attention
+  kernel but keep their pages, so truncating a sequence (a mod's backtrack) can
+  rewind the cache in place, exactly, without recomputing the sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from max.dtype import DType
+from max.graph import DeviceRef
+from max.nn.kv_cache import KVCacheParams
+from max.pipelines.architectures.gemma3.model_config import Gemma3Config
+from max.pipelines.kv_cache import cache_dtype_for_encoding
+from max.pipelines.lib import KVCacheConfig, PipelineConfig
+from max.pipelines.modeling.config_enums import SupportedEncoding
+
+__all__ = ["QuoteGemma3Config", "UnsupportedConfigError", "layer_types_of"]
+
+
+class UnsupportedConfigError(ValueError):
+    """The checkpoint asks for a Gemma3 feature this architecture does not implement."""
+
+
+def layer_types_of(hf_config: Any) -> list[str]:
+    """``"sliding_attention"`` / ``"full_attention"`` per layer, as Hugging Face decides."""
+    n = int(hf_config.num_hidden_layers)
+    types = getattr(hf_config, "layer_types", None)
+    if types:
+        return [str(t) for t in types][:n]
+    pattern = int(
+        getattr(hf_config, "_sliding_window_pattern", None)
+        or getattr(hf_config, "sliding_window_pattern", 6)
+    )
+    return ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(n)]
+
+
+@dataclass(kw_only=True)
+class QuoteGemma3Config(Gemma3Config):
+    """MAX arch config for Quote's Gemma3 (see module docstring)."""
+
+    DEFAULT_ENCODING: ClassVar[SupportedEncoding] = "float32"
+    SUPPORTED_ENCODINGS: ClassVar[set[SupportedEncoding]] = {"float32", "bfloat16"}
+
+    layer_types: list[str] = field(default_factory=list)
+    """Per layer: ``sliding_attention`` or ``full_attention``."""
+
+    @classmethod
+    def construct_kv_params(  # type: ignore[override]
+        cls,
+        huggingface_config: Any,
+        pipeline_config: PipelineConfig,
+        devices: list[DeviceRef],
+        kv_cache_config: KVCacheConfig,
+        cache_dtype: DType,
+        *,
+        allow_kv_head_replication: bool = False,
+    ) -> KVCacheParams:
+        """One paged KV cache covering every layer (sliding layers included)."""
+        return kv_cache_config.to_params(
+            dtype=cache_dtype,
+            n_kv_heads=huggingface_config.num_key_value_heads,
+            head_dim=huggingface_config.head_dim,
+            num_layers=huggingface_config.num_hidden_layers,
+            devices=devices,
+            data_parallel_degree=pipeline_config.model.data_parallel_degree,
+            allow_kv_head_replication=allow_kv_head_replication,
+        )
+
+    @classmethod
+    def initialize_from_config(
+        cls, pipeline_config: PipelineConfig, huggingface_config: Any, *, max_seq_len: int
+    ) -> QuoteGemma3Config:
+        """Build the config from the pipeline and Hugging Face configs; reject what we cannot run."""
+        if getattr(huggingface_config, "attn_logit_softcapping", None):
+            raise UnsupportedConfigError(
+                "attn_logit_softcapping is set, but MAX's flash-attention kernels have no "
+                "soft-capping; Quote's Gemma3 cannot run this checkpoint exactly"
+            )
+        if len(pipeline_config.model.device_specs) != 1:
+            raise UnsupportedConfigError(
+                "Quote's Gemma3 runs on exactly one device; pass a single --devices entry"
+            )
+        config = super().initialize_from_config(
+            pipeline_config, huggingface_config, max_seq_len=max_seq_len
+        )
+        assert isinstance(config, QuoteGemma3Config)
+        config.layer_types = layer_types_of(huggingface_config)
+        # The parent builds a sliding/full hybrid cache; replace it with one cache.
+        assert config.quantization_encoding is not None
+        config.kv_params = cls.construct_kv_params(
+            huggingface_config,
+            pipeline_config,
+            list(config.devices),
+            pipeline_config.model.kv_cache,
+            cache_dtype_for_encoding(
+                config.quantization_encoding, pipeline_config.model.kv_cache.kv_cache_format
+            ),
+        )
+        bad = sorted(set(config.layer_types) - {"sliding_attention", "full_attention"})
+        if bad:
+            raise UnsupportedConfigError(f"unknown Gemma3 layer types: {bad}")
+        return config

@@ -1,0 +1,172 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The whole Gemma3 decoder graph for one device (``QuoteGemma3``)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from max import tree
+from max.dtype import DType
+from max.graph import Graph, TensorValue, Type, Value, ops
+from max.graph import Module as GraphModule
+from max.nn.embedding import Embedding
+from max.nn.kv_cache import KVCacheParams, PagedCacheValues
+from max.nn.kv_cache.cache_params import KVCacheInputsPerDevice
+from max.nn.layer import LayerList, Module
+from max.nn.linear import Linear
+from max.nn.transformer.transformer import LogitsPostprocessMixin
+from max.pipelines.lib.interfaces.batch_processor import ragged_kv_symbolic_input_tree
+
+from quote.custom_arch.gemma3.config import QuoteGemma3Config
+from quote.custom_arch.gemma3.layers import (
+    Gemma3Attention,
+    Gemma3Block,
+    GemmaRMSNorm,
+    ScaledRotaryEmbedding,
+)
+
+__all__ = ["QuoteGemma3"]
+
+_ACTIVATIONS = {"gelu_pytorch_tanh": "gelu_tanh", "gelu_tanh": "gelu_tanh", "gelu": "gelu"}
+
+
+class _LogitsHead(Module):
+    """Tied (or untied) lm_head followed by optional tanh soft-capping."""
+
+    def __init__(self, linear: Linear, softcap: float | None) -> None:
+        super().__init__()
+        self.linear = linear
+        self.softcap = softcap
+
+    def __call__(self, h: TensorValue) -> TensorValue:
+        logits = self.linear(h)
+        if self.softcap:
+            cap = ops.constant(self.softcap, logits.dtype, device=logits.device)
+            logits = ops.tanh(logits / cap) * cap
+        return logits
+
+
+class QuoteGemma3(LogitsPostprocessMixin, Module):
+    """Gemma3 text decoder: scaled embedding, blocks, final norm, tied head, soft-cap."""
+
+    def __init__(self, config: QuoteGemma3Config) -> None:
+        super().__init__()
+        if len(config.devices) != 1:
+            raise ValueError("QuoteGemma3 is a single-device graph")
+        device = config.devices[0]
+        dtype = config.dtype
+        assert isinstance(config.kv_params, KVCacheParams)
+        self.kv_params = config.kv_params
+        self.device = device
+        self.dtype = dtype
+        self.hidden_size = config.hidden_size
+        self.return_logits = config.return_logits
+        factor = config.rope_scaling.factor if config.rope_scaling is not None else 1.0
+        rope = {
+            "full_attention": ScaledRotaryEmbedding(
+                theta=config.rope_theta,
+                head_dim=config.head_dim,
+                n_heads=config.num_attention_heads,
+                max_seq_len=config.max_position_embeddings,
+                factor=factor,
+            ),
+            "sliding_attention": ScaledRotaryEmbedding(
+                theta=config.rope_local_base_freq,
+                head_dim=config.head_dim,
+                n_heads=config.num_attention_heads,
+                max_seq_len=config.max_position_embeddings,
+            ),
+        }
+        scalar = config.query_pre_attn_scalar or config.head_dim
+        activation = _ACTIVATIONS.get(config.hidden_activation, config.hidden_activation)
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, dtype, device)
+        blocks = []
+        for i, kind in enumerate(config.layer_types):
+            attention = Gemma3Attention(
+                hidden_size=config.hidden_size,
+                n_heads=config.num_attention_heads,
+                n_kv_heads=config.num_key_value_heads,
+                head_dim=config.head_dim,
+                kv_params=config.kv_params,
+                layer_idx=i,
+                sliding_window=config.sliding_window if kind == "sliding_attention" else None,
+                rope=rope[kind],
+                scale=float(scalar) ** -0.5,
+                eps=config.rms_norm_eps,
+                dtype=dtype,
+                device=device,
+                bias=config.attention_bias,
+            )
+            blocks.append(
+                Gemma3Block(
+                    attention=attention,
+                    hidden_size=config.hidden_size,
+                    intermediate_size=config.intermediate_size,
+                    activation=activation,
+                    eps=config.rms_norm_eps,
+                    dtype=dtype,
+                    device=device,
+                )
+            )
+        self.layers = LayerList(blocks)
+        self.norm = GemmaRMSNorm(config.hidden_size, dtype, config.rms_norm_eps)
+        head = Linear(config.hidden_size, config.vocab_size, dtype, device)
+        if config.tie_word_embeddings:
+            head.weight = self.embed_tokens.weight
+            head.set_shared_weight("weight", self.embed_tokens.weight)
+        self.lm_head = _LogitsHead(head, config.final_logit_softcapping)
+
+    def input_tree(self) -> OrderedDict[str, object]:
+        """Graph inputs: tokens, row offsets, return_n_logits, then the KV cache leaves."""
+        return ragged_kv_symbolic_input_tree(
+            kv_params=self.kv_params, device_refs=[self.device], include_signal_buffers=False
+        )
+
+    def __call__(
+        self,
+        tokens: TensorValue,
+        kv: PagedCacheValues,
+        return_n_logits: TensorValue,
+        input_row_offsets: TensorValue,
+    ) -> tuple[TensorValue, ...]:
+        h = self.embed_tokens(tokens)
+        # Gemma scales embeddings by sqrt(hidden), rounded to the model dtype as HF does.
+        h = h * ops.constant(self.hidden_size**0.5, DType.float32, device=h.device).cast(h.dtype)
+        for layer in self.layers:
+            h = layer(h, kv, input_row_offsets)
+        return self._postprocess_logits(h, input_row_offsets, return_n_logits)
+
+    def trace(
+        self,
+        *input_types: Type[Any],
+        name: str | None = None,
+        module: GraphModule | None = None,
+        custom_extensions: Iterable[Path] = (),
+        is_device_graph: bool = False,
+    ) -> Graph:
+        """Trace the graph; inputs are :meth:`input_tree`'s leaves in order."""
+
+        def forward(
+            tokens: Value[Any],
+            input_row_offsets: Value[Any],
+            return_n_logits: Value[Any],
+            *kv_inputs: Value[Any],
+        ) -> tuple[TensorValue, ...]:
+            collections = tree.leaves(
+                self.kv_params.unflatten_kv_inputs(iter(kv_inputs)), leaf=KVCacheInputsPerDevice
+            )
+            return self(
+                tokens.tensor, collections[0], return_n_logits.tensor, input_row_offsets.tensor
+            )
+
+        return Graph(
+            type(self).__qualname__ if name is None else name,
+            forward,
+            input_types=input_types,
+            custom_extensions=list(custom_extensions),
+            module=module,
+            is_device_graph=is_device_graph,
+        )

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Generation events the engine sends to mods.
+
+Each request's mods receive, in order: one :class:`Prefilled` before the first
+forward pass, then per decode step a :class:`ForwardPass` (the request's own
+logits row), a :class:`Sampled` (unless a mod already forced tokens for the
+step) and one :class:`Added` per batch of tokens that entered the sequence.
+``step`` counts the request's decode steps from 0 and never skips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Added", "Event", "ForwardPass", "Prefilled", "Sampled", "EVENT_NAMES"]
+
+
+@dataclass(frozen=True)
+class Prefilled:
+    """The request is about to be prefilled.
+
+    Attributes:
+        request_id: The engine's id of the request.
+        step: Always 0.
+        max_steps: The most decode steps (completion tokens) the request may take.
+        prompt_tokens: The prompt's token ids, as the model will see them.
+    """
+
+    request_id: str
+    step: int
+    max_steps: int
+    prompt_tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """The model produced next-token logits for this request.
+
+    Attributes:
+        request_id: The engine's id of the request.
+        step: The decode step these logits are for.
+        logits: This request's own logits row, 1-D float32 of vocabulary size.
+            Treat it as read-only: return an ``AdjustedLogits`` action to change it.
+    """
+
+    request_id: str
+    step: int
+    logits: npt.NDArray[np.float32] = field(repr=False)
+
+    def logprobs(self) -> npt.NDArray[np.float32]:
+        """Log-softmax of :attr:`logits` (float32, same shape)."""
+        x = self.logits.astype(np.float64)
+        m = float(np.max(x))
+        lse = m + float(np.log(np.sum(np.exp(x - m))))
+        return (x - lse).astype(np.float32)
+
+    def top_k_logprobs(self, k: int) -> list[tuple[int, float]]:
+        """The ``k`` most likely tokens as ``(token_id, logprob)``, best first."""
+        if k <= 0:
+            return []
+        lp = self.logprobs()
+        k = min(k, lp.shape[0])
+        idx = np.argpartition(-lp, k - 1)[:k]
+        idx = idx[np.argsort(-lp[idx], kind="stable")]
+        return [(int(i), float(lp[i])) for i in idx]
+
+    def argmax(self) -> int:
+        """The greedy token for these logits."""
+        return int(np.argmax(self.logits))
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """The engine sampled ``token`` for this step (it is not in the sequence yet)."""
+
+    request_id: str
+    step: int
+    token: int
+
+
+@dataclass(frozen=True)
+class Added:
+    """``tokens`` entered the sequence; ``forced`` tells whether a mod forced them."""
+
+    request_id: str
+    step: int
+    tokens: tuple[int, ...]
+    forced: bool
+
+
+Event = Union[Prefilled, ForwardPass, Sampled, Added]
+
+EVENT_NAMES: dict[type, str] = {
+    Prefilled: "Prefilled",
+    ForwardPass: "ForwardPass",
+    Sampled: "Sampled",
+    Added: "Added",
+}
