@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -138,30 +138,34 @@ class AdjustedLogits:
     def apply(self, row: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Return the edited copy of ``row`` (raises ``InvalidActionError`` on bad ids/shape)."""
         vocab = row.shape[0]
-        bad = [t for t in self.token_ids() if not 0 <= t < vocab]
-        if bad:
+        for group in (self.allow, self.ban, tuple(self.bias or ())):
+            if group:
+                ids = np.asarray(group, dtype=np.int64)
+                bad = ids[(ids < 0) | (ids >= vocab)]
+                if bad.size:
+                    raise InvalidActionError(
+                        f"AdjustedLogits: token ids outside the vocabulary (size {vocab}): "
+                        f"{bad[:8].tolist()}"
+                    )
+        if self.logits is not None and self.logits.shape[0] != vocab:
             raise InvalidActionError(
-                f"AdjustedLogits: token ids outside the vocabulary (size {vocab}): {bad[:8]}"
+                f"AdjustedLogits: row has {self.logits.shape[0]} entries, vocabulary has {vocab}"
             )
-        if self.logits is not None:
-            if self.logits.shape[0] != vocab:
-                raise InvalidActionError(
-                    f"AdjustedLogits: row has {self.logits.shape[0]} entries, vocabulary has {vocab}"
-                )
-            out = self.logits.astype(np.float32, copy=True)
+        base = self.logits if self.logits is not None else row
+        if self.allow is not None:
+            # Only the allowed entries survive: copy those, not the whole row. Bias added to
+            # -inf entries leaves them -inf, so the order (bias, ban, allow) is unchanged.
+            keep = np.asarray(self.allow, dtype=np.int64)
+            out = np.full(vocab, -np.inf, dtype=np.float32)
+            out[keep] = base[keep]
         else:
-            out = row.astype(np.float32, copy=True)
+            out = base.astype(np.float32, copy=True)
         if self.bias:
             ids = np.fromiter(self.bias.keys(), dtype=np.int64, count=len(self.bias))
             vals = np.fromiter(self.bias.values(), dtype=np.float32, count=len(self.bias))
             np.add.at(out, ids, vals)
         if self.ban:
             out[np.asarray(self.ban, dtype=np.int64)] = -np.inf
-        if self.allow is not None:
-            keep = np.asarray(self.allow, dtype=np.int64)
-            masked = np.full_like(out, -np.inf)
-            masked[keep] = out[keep]
-            out = masked
         return out
 
 
@@ -232,9 +236,16 @@ class EmitError:
     message: str
 
 
-Action = Union[
-    Noop, AdjustedPrefill, ForceTokens, AdjustedLogits, Backtrack, ForceOutput, ToolCalls, EmitError
-]
+Action = (
+    Noop
+    | AdjustedPrefill
+    | ForceTokens
+    | AdjustedLogits
+    | Backtrack
+    | ForceOutput
+    | ToolCalls
+    | EmitError
+)
 
 _ALL = frozenset({Prefilled, ForwardPass, Sampled, Added})
 LEGAL_EVENTS: dict[type, frozenset[type]] = {

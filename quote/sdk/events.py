@@ -11,7 +11,6 @@ step) and one :class:`Added` per batch of tokens that entered the sequence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +91,7 @@ class Added:
     forced: bool
 
 
-Event = Union[Prefilled, ForwardPass, Sampled, Added]
+Event = Prefilled | ForwardPass | Sampled | Added
 
 EVENT_NAMES: dict[type, str] = {
     Prefilled: "Prefilled",

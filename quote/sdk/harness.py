@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,38 +174,44 @@ class _Request:
                 f"outside the vocabulary ({self.vocab})",
             )
 
-    def apply(self, pending: list[int], action: Action) -> None:
-        """Apply a ``ForceTokens``/``Backtrack`` to ``pending`` (tokens about to enter)."""
+    @staticmethod
+    def enqueue(queue: deque[tuple[str, Any, bool]], action: Action) -> None:
+        """Queue a ``ForceTokens`` (append) or ``Backtrack``; other actions are no-ops here."""
         if isinstance(action, ForceTokens):
-            pending.extend(action.tokens)
+            queue.append(("add", action.tokens, True))
         elif isinstance(action, Backtrack):
-            n = action.n
-            k = min(n, len(pending))
-            del pending[len(pending) - k :]
-            n -= k
-            if n > len(self.completion):
-                raise _Finished(
-                    "error",
-                    f"Backtrack({action.n}) reaches into the prompt: only "
-                    f"{len(self.completion)} token(s) were generated",
-                )
-            if n:
-                del self.completion[-n:]
-            pending.extend(action.tokens or ())
+            queue.append(("backtrack", action, True))
 
-    def add(self, step: int, tokens: list[int], forced: bool) -> None:
-        """Append tokens and run ``Added`` rounds (forced followers, backtracks)."""
+    def drain(self, step: int, queue: deque[tuple[str, Any, bool]]) -> None:
+        """Apply queued appends and backtracks in order; each append sends one ``Added``."""
         rounds = 0
-        while tokens:
+        while queue:
             rounds += 1
             if rounds > MAX_ADDED_ROUNDS:
-                raise _Finished("error", f"more than {MAX_ADDED_ROUNDS} Added rounds in one step")
+                raise _Finished("error", f"mods kept editing the sequence for {rounds} rounds")
+            kind, payload, forced = queue.popleft()
+            if kind == "backtrack":
+                n = payload.n
+                if n > len(self.completion):
+                    raise _Finished(
+                        "error",
+                        f"Backtrack({n}) reaches into the prompt: only "
+                        f"{len(self.completion)} token(s) were generated",
+                    )
+                if n:
+                    del self.completion[-n:]
+                if payload.tokens:
+                    queue.appendleft(("add", payload.tokens, True))
+                continue
+            stopped = self.eos is not None and self.eos in self.completion
+            tokens = list(payload)[: max(self.max_steps - len(self.completion), 0)]
+            if self.eos is not None and self.eos in tokens:
+                tokens = tokens[: tokens.index(self.eos) + 1]
+            if stopped or not tokens:
+                continue  # like the engine: nothing enters after EOS or past the length cap
             self.completion.extend(tokens)
-            actions = self.dispatch(Added(self.info.request_id, step, tuple(tokens), forced))
-            tokens = []
-            for a in actions:
-                self.apply(tokens, a)
-            forced = True
+            for a in self.dispatch(Added(self.info.request_id, step, tuple(tokens), forced)):
+                self.enqueue(queue, a)
 
     def check_end(self) -> None:
         if self.eos is not None and self.eos in self.completion:
@@ -268,7 +275,7 @@ def run_mod(
                     req.max_steps = min(req.max_steps, a.max_steps)
             elif isinstance(a, ForceTokens):
                 forced.extend(a.tokens)
-        req.add(0, forced, True)
+        req.drain(0, deque([("add", tuple(forced), True)]) if forced else deque())
         req.check_end()
         while True:
             _decode_step(req, model, step, temperature, rng)
@@ -307,8 +314,7 @@ def _decode_step(
     rid = req.info.request_id
     row = np.asarray(model(req.prompt + req.completion, len(req.prompt)), dtype=np.float32)
     temp = temperature
-    replaced = False
-    edits: list[Action] = []
+    queue: deque[tuple[str, Any, bool]] = deque()
     for a in req.dispatch(ForwardPass(rid, step, row.copy())):
         if isinstance(a, AdjustedLogits):
             try:
@@ -317,17 +323,11 @@ def _decode_step(
                 raise _Finished("error", f"AdjustedLogits at ForwardPass: {exc}") from exc
             if a.temperature is not None:
                 temp = a.temperature
-        elif isinstance(a, (ForceTokens, Backtrack)):
-            replaced = True
-            edits.append(a)
-    if not replaced:
+        req.enqueue(queue, a)
+    if not queue:  # nothing forced or backtracked: sample, then Sampled may replace it
         token = _sample(row, temp, rng)
-        sampled = req.dispatch(Sampled(rid, step, token))
-        edits = [a for a in sampled if isinstance(a, (ForceTokens, Backtrack))]
-        if not edits:
-            req.add(step, [token], False)
-            return
-    pending: list[int] = []
-    for a in edits:
-        req.apply(pending, a)
-    req.add(step, pending, True)
+        for a in req.dispatch(Sampled(rid, step, token)):
+            req.enqueue(queue, a)
+        if not queue:
+            queue.append(("add", (token,), False))
+    req.drain(step, queue)

@@ -113,7 +113,7 @@ def mod(
                 f"it takes {len(params)} parameter(s)"
             )
         definition = ModDefinition(
-            name or getattr(f, "__name__", "mod"),
+            str(name or getattr(f, "__name__", "mod")),
             functools.partial(_FunctionMod, f),
             hold_back,
             handler=f,

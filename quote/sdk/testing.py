@@ -11,11 +11,13 @@
    temperature wins). If any mod forces or backtracks, that replaces the
    sample; otherwise the row is sampled (greedy at temperature 0, else softmax)
    and ``Sampled`` is sent, where ``ForceTokens``/``Backtrack`` replace the sample.
-3. Tokens that enter the sequence are sent in one ``Added`` event; tokens
-   forced there (or re-appended by a ``Backtrack`` there) follow in a further
-   ``Added`` event (at most :data:`MAX_ADDED_ROUNDS` per step).
-4. ``Backtrack(n)`` removes generated tokens only; more than were generated
-   fails the request. Several actions of one event apply in mod order.
+3. Edits are queued in mod order and applied first-in first-out: each append
+   enters the sequence and is sent as one ``Added`` event (``forced`` unless it
+   is the sample); what mods return at ``Added`` joins the end of the queue (at
+   most :data:`MAX_ADDED_ROUNDS` items per step). Nothing enters after an EOS
+   or past ``max_tokens``.
+4. ``Backtrack(n, tokens)`` removes ``n`` generated tokens (never the prompt:
+   more fails the request), then its ``tokens`` are appended next.
 5. The first terminal action (``ForceOutput``/``ToolCalls``/``EmitError``)
    ends the request and later mods are not called for that event. An EOS in
    the completion ends it (``stop``, truncated after the EOS); reaching

@@ -12,6 +12,7 @@ from max.pipelines.modeling.types import PipelineTask
 from quote.custom_arch.gemma3 import weight_adapters
 from quote.custom_arch.gemma3.config import QuoteGemma3Config
 from quote.custom_arch.gemma3.model import QuoteGemma3BatchProcessor, QuoteGemma3Model
+from quote.pipelines.quote_pipeline import QuotePipeline
 
 __all__ = ["quote_gemma3_arch"]
 
@@ -32,4 +33,5 @@ quote_gemma3_arch = SupportedArchitecture(
     memory_planner=PagedMemoryPlanner,
     supports_overlap_scheduler=False,
     supports_device_graph_capture=False,
+    pipeline_cls=QuotePipeline,
 )

@@ -11,7 +11,7 @@ cached on the tokenizer's :class:`~quote.sdk.tokens.TokenTable`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import interegular
@@ -96,10 +96,9 @@ class CharDFA:
 
     def symbol(self, ch: str) -> int:
         """Symbol index of one character."""
-        sym = self.alphabet._symbol_mapping.get(ch)
-        if sym is None:
-            sym = self.else_symbol
-        return self.unknown_symbol if sym is None else int(sym)
+        found = self.alphabet._symbol_mapping.get(ch)
+        sym = self.else_symbol if found is None else int(found)
+        return self.unknown_symbol if sym is None else sym
 
     def walk(self, state: int, text: str) -> int:
         """The state after consuming ``text`` (``dead`` if it cannot)."""
@@ -124,15 +123,6 @@ class StateEntry:
 
     ids: npt.NDArray[np.int64]
     next_states: npt.NDArray[np.int32]
-    _mask: npt.NDArray[np.bool_] | None = field(default=None, repr=False)
-
-    def mask(self, size: int) -> npt.NDArray[np.bool_]:
-        """Boolean mask of the allowed ids over ``size`` tokens (cached)."""
-        if self._mask is None or self._mask.shape[0] != size:
-            m = np.zeros(size, dtype=bool)
-            m[self.ids[self.ids < size]] = True
-            self._mask = m
-        return self._mask
 
     def next_state(self, token: int) -> int | None:
         """The state ``token`` leads to, or ``None`` if it is not allowed."""
@@ -192,8 +182,8 @@ def index_for(
 ) -> TokenIndex:
     """The cached :class:`TokenIndex` of a pattern over ``table``."""
     key: Any = ("regex", pattern, stop_at_final, max_chars)
-    hit = table.cache.get(key)
+    hit: TokenIndex | None = table.cache.get(key)
     if hit is None:
         hit = TokenIndex(CharDFA(pattern, stop_at_final=stop_at_final, max_chars=max_chars), table)
         table.cache[key] = hit
-    return hit  # type: ignore[no-any-return]
+    return hit

@@ -107,18 +107,20 @@ def mask_action(
     event: ForwardPass,
     ids: npt.NDArray[np.int64],
     *,
-    full_mask: npt.NDArray[np.bool_] | None = None,
     temperature: float | None = None,
 ) -> Action:
-    """An ``AdjustedLogits`` allowing only ``ids``: sparse for small sets, a masked row else."""
+    """An ``AdjustedLogits`` allowing only ``ids`` (sorted, unique).
+
+    Up to :data:`SPARSE_LIMIT` ids it is a sparse ``allow`` edit; beyond, a full
+    row (``-inf`` everywhere, the event's logits scattered at ``ids``).
+    """
     size = event.logits.shape[0]
-    ids = ids[ids < size]
+    if ids.shape[0] and int(ids[-1]) >= size:
+        ids = ids[ids < size]
     if ids.shape[0] <= SPARSE_LIMIT:
         return actions.adjust_logits(allow=ids.tolist(), temperature=temperature)
-    if full_mask is None or full_mask.shape[0] != size:
-        full_mask = np.zeros(size, dtype=bool)
-        full_mask[ids] = True
-    row = np.where(full_mask, event.logits, np.float32(-np.inf)).astype(np.float32, copy=False)
+    row = np.full(size, -np.inf, dtype=np.float32)
+    row[ids] = event.logits[ids]
     return actions.adjust_logits(row, temperature=temperature)
 
 
@@ -166,8 +168,6 @@ class StrategyRunner:
         if forced:
             return actions.force_tokens(forced)
         ids = self.state.allowed()
-        full = getattr(self.state, "full_mask", None)
-        mask = full(event.logits.shape[0]) if callable(full) else None
         if self.state.complete:
             if self.end_token is None:
                 raise StrategyError(
@@ -175,13 +175,15 @@ class StrategyRunner:
                     "continue, which needs an end token, and the tokenizer has no EOS; "
                     "pass end_token="
                 )
-            ids = np.union1d(ids, np.asarray([self.end_token], dtype=np.int64))
-            mask = None
+            end = int(self.end_token)
+            pos = int(np.searchsorted(ids, end))
+            if pos == ids.shape[0] or int(ids[pos]) != end:
+                ids = np.insert(ids, pos, end)
         if ids.shape[0] == 0:
             raise StrategyError(
                 f"{type(self.strategy).__name__}: no token can continue {self.state.text!r}"
             )
-        return mask_action(actions, event, ids, full_mask=mask, temperature=self.temperature)
+        return mask_action(actions, event, ids, temperature=self.temperature)
 
     def sampled(self, token: int) -> bool:
         """Record the sample; true if it is the end token closing a complete answer."""

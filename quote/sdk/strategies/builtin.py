@@ -99,7 +99,7 @@ class Choices(Strategy):
     def _trie(self, tokenizer: Any) -> _Node:
         table = token_table(tokenizer)
         key = ("choices", self.choices)
-        root = table.cache.get(key)
+        root: _Node | None = table.cache.get(key)
         if root is None:
             root = _Node()
             for choice in self.choices:
@@ -108,7 +108,7 @@ class Choices(Strategy):
                     node = node.children.setdefault(t, _Node())
                 node.choice = choice
             table.cache[key] = root
-        return root  # type: ignore[no-any-return]
+        return root
 
     def start(self, tokenizer: Any) -> StrategyState:
         return _ChoicesState(token_table(tokenizer), self._trie(tokenizer))
@@ -149,12 +149,6 @@ class _RegexState(StrategyState):
         if self.cap is not None:
             ids = ids[self.table.lengths[ids] <= self.cap - len(self.text)]
         return ids
-
-    def full_mask(self, size: int) -> npt.NDArray[np.bool_] | None:
-        """The cached boolean mask of :meth:`allowed` (``None`` when capped)."""
-        if self.cap is not None:
-            return None
-        return self.index.entry(self.dfa_state).mask(size)
 
     def _advance(self, token: int) -> None:
         nxt = self.index.entry(self.dfa_state).next_state(token)

@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``LocalEngine``: run requests through a loaded pipeline in-process (no server).
+
+It plays the scheduler's part the way ``max generate`` does: claim KV for each
+request, ``alloc`` + ``execute`` per step over the live batch, ``release`` at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from quote.hot.state import RequestOptions
+
+__all__ = ["LocalEngine", "Request", "Result"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    """One in-process request: prompt token ids, sampling and Quote options."""
+
+    prompt: Sequence[int]
+    max_new_tokens: int = 16
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    ignore_eos: bool = False
+    options: RequestOptions = field(default_factory=RequestOptions)
+
+
+@dataclass
+class Result:
+    """What a request produced: the streamed tokens and Quote's outcome."""
+
+    tokens: list[int]
+    chunks: list[list[int]]
+    finish_reason: str | None
+    error: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    trace: dict[str, Any] | None = None
+    forward_passes: int = 0
+    final_sequence: list[int] = field(default_factory=list)
+
+
+class LocalEngine:
+    """Runs batches of :class:`Request` on a ``LoadedPipeline``."""
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.pipeline = loaded.pipeline
+
+    def make_context(self, req: Request) -> Any:
+        """A MAX ``TextContext`` for ``req``."""
+        from max.pipelines.context import EOSTracker, SamplingParams, TextContext, TokenBuffer
+        from max.pipelines.request.base import RequestID
+
+        eos = self.loaded.hf_tokenizer.eos_token_id
+        params: dict[str, Any] = {"temperature": req.temperature, "seed": req.seed, "ignore_eos": req.ignore_eos}
+        if req.top_k is not None:
+            params["top_k"] = req.top_k
+        if req.top_p is not None:
+            params["top_p"] = req.top_p
+        return TextContext(
+            request_id=RequestID(),
+            max_length=len(req.prompt) + req.max_new_tokens,
+            tokens=TokenBuffer(np.asarray(list(req.prompt), dtype=np.int64)),
+            eos_tracker=EOSTracker(eos_token_ids={int(eos)}),
+            sampling_params=SamplingParams(**params),
+            ignore_eos=req.ignore_eos,
+            vocab_size=int(self.pipeline.vocab_size),
+        )
+
+    def generate(self, requests: Sequence[Request], max_steps: int = 10_000) -> list[Result]:
+        """Run ``requests`` as one continuously-batched group until all finish."""
+        from max.pipelines.modeling.types import TextGenerationInputs
+
+        kv = self.pipeline.kv_manager
+        ctxs = [self.make_context(r) for r in requests]
+        chunks: list[list[list[int]]] = [[] for _ in requests]
+        outcome: list[dict[str, Any] | None] = [None for _ in requests]
+        live = dict(enumerate(ctxs))
+        for i, ctx in live.items():
+            if hasattr(self.pipeline, "set_request_options"):
+                self.pipeline.set_request_options(ctx.request_id, requests[i].options)
+            kv.claim(ctx, replica_idx=0)
+        try:
+            for _ in range(max_steps):
+                if not live:
+                    break
+                for ctx in live.values():
+                    kv.alloc(ctx)
+                outputs = self.pipeline.execute(TextGenerationInputs(batches=[list(live.values())]))
+                for i, ctx in list(live.items()):
+                    out = outputs.get(ctx.request_id)
+                    if out is None:
+                        continue
+                    if out.tokens:
+                        chunks[i].append([int(t) for t in out.tokens])
+                    if out.is_done:
+                        if hasattr(self.pipeline, "take_result"):
+                            outcome[i] = self.pipeline.take_result(ctx.request_id)
+                        self._release(ctx)
+                        del live[i]
+            else:
+                raise RuntimeError(f"requests did not finish within {max_steps} steps")
+        finally:
+            for ctx in live.values():
+                self._release(ctx)
+        results = []
+        for i, ctx in enumerate(ctxs):
+            o = outcome[i] or {}
+            toks = [t for c in chunks[i] for t in c]
+            reason = o.get("finish_reason") or _reason(ctx)
+            results.append(
+                Result(
+                    tokens=toks,
+                    chunks=chunks[i],
+                    finish_reason=reason,
+                    error=o.get("error"),
+                    tool_calls=o.get("tool_calls"),
+                    trace=o.get("trace"),
+                    forward_passes=int(o.get("forward_passes", 0)),
+                    final_sequence=[int(t) for t in ctx.tokens.all],
+                )
+            )
+        return results
+
+    def _release(self, ctx: Any) -> None:
+        kv = self.pipeline.kv_manager
+        if kv.contains(ctx):
+            kv.release(ctx)
+        self.pipeline.release(ctx.request_id)
+
+
+def _reason(ctx: Any) -> str:
+    from max.pipelines.context.status import GenerationStatus
+
+    return "length" if ctx.status == GenerationStatus.MAXIMUM_LENGTH else "stop"
+
+
+def replace_options(req: Request, **changes: Any) -> Request:
+    """Copy of ``req`` with its options changed."""
+    return dataclasses.replace(req, options=dataclasses.replace(req.options, **changes))

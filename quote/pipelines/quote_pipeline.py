@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``QuotePipeline``: MAX's ``TextGenerationPipeline`` with mods in the loop.
+
+Installed as the ``pipeline_cls`` of Quote's architecture. Its per-step entry point
+``execute`` delegates to the hot-swappable ``quote.hot.execute_impl.execute``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
+
+from quote.hot.reloader import HotModule
+from quote.hot.state import RequestOptions, RequestState, Trace
+from quote.mods.session import ModFailure, ModSession
+from quote.sdk.context import RequestInfo
+
+__all__ = ["QuotePipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
+    """A ``TextGenerationPipeline`` whose step runs each request's mods.
+
+    Per-request state lives in :attr:`quote_states` from a request's first step until
+    :meth:`release`; attach mods to a request with :meth:`set_request_options` before
+    its first step.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.quote_states: dict[Any, RequestState] = {}
+        self.quote_results: dict[Any, dict[str, Any]] = {}
+        self._pending_options: dict[Any, RequestOptions] = {}
+        self.hot = HotModule()
+        self.max_sequence_length = int(self._pipeline_config.model.max_length or 1 << 30)
+        self.enable_prefix_caching = bool(self._pipeline_config.model.kv_cache.enable_prefix_caching)
+
+    # --- MAX entry points -------------------------------------------------------------
+    def execute(self, inputs: Any) -> Any:
+        """One step: the current ``execute_impl.execute``."""
+        with self._request_validator:
+            return self.hot.get().execute(self, inputs)
+
+    def stock_execute(self, inputs: Any) -> Any:
+        """MAX's own step (used when no request in the batch has mods)."""
+        return self._execute(inputs)
+
+    def release(self, request_id: Any) -> None:
+        """Free the request's mod instances, trace and state (after MAX's own release)."""
+        super().release(request_id)
+        self._pending_options.pop(request_id, None)
+        self.quote_results.pop(request_id, None)
+        state = self.quote_states.pop(request_id, None)
+        if state is not None and state.session is not None:
+            state.session.close()
+
+    # --- Quote API ----------------------------------------------------------------------
+    def set_request_options(self, request_id: Any, options: RequestOptions) -> None:
+        """Attach mods and options to a request before its first step."""
+        self._pending_options[request_id] = options
+
+    def take_result(self, request_id: Any) -> dict[str, Any] | None:
+        """The finished request's outcome (finish reason, error, tool calls, trace)."""
+        return self.quote_results.pop(request_id, None)
+
+    # --- used by execute_impl -----------------------------------------------------------
+    def quote_state(self, ctx: Any) -> RequestState:
+        """The request's state, created (and its mods started) on first sight."""
+        rid = ctx.request_id
+        state = self.quote_states.get(rid)
+        if state is not None:
+            return state
+        options = self._pending_options.pop(rid, None) or getattr(ctx, "quote_options", None)
+        options = options if isinstance(options, RequestOptions) else RequestOptions()
+        info = RequestInfo(str(rid), conversation=options.conversation, mod_args=dict(options.args))
+        state = RequestState(
+            request_id=str(rid),
+            session=None,
+            info=info,
+            stream=options.stream,
+            trace=Trace() if options.trace else None,
+            raw_id=rid,
+        )
+        if options.mods:
+            session = ModSession(info, self.tokenizer.delegate, list(options.mods))
+            if state.trace is not None:
+                trace = state.trace
+
+                def on_action(mod: str, event: Any, action: Any) -> None:
+                    trace.add(mod=mod, event=type(event).__name__, action=repr(action)[:200])
+
+                session.on_action = on_action
+            state.session = session
+            try:
+                session.start()
+            except ModFailure as exc:
+                state.error = str(exc)
+                state.finish_reason = "error"
+                state.prefilled = True
+                state.prompt_len = ctx.tokens.prompt_length
+                state.max_len = int(ctx.max_length)
+        self.quote_states[rid] = state
+        return state
+
+    def quote_finish(self, state: RequestState, generated: list[int]) -> None:
+        """Record a finished request's outcome for :meth:`take_result`."""
+        self.quote_results[state.raw_id] = state.result(generated)
+
+    def quote_sync_kv(self, ctx: Any, *, rewound: bool, after_forward: bool) -> None:
+        """Keep the KV cache consistent with the context's tokens.
+
+        After a forward pass the manager records what was written (``step``). A
+        rewound sequence (backtrack, new prompt) is exact in place when prefix
+        caching is off (the cache keeps every page; lengths follow
+        ``processed_length``). With prefix caching on, shared pages must not be
+        rewritten, so the request releases its pages and re-claims them: the next
+        alloc re-matches the unchanged full pages and recomputes only the tail.
+        """
+        kv = self.kv_manager
+        if after_forward:
+            kv.step(ctx)
+        if rewound and self.enable_prefix_caching:
+            from quote.hot import sequence
+
+            kv.release(ctx)
+            kv.claim(ctx, replica_idx=0)
+            sequence.schedule_forward(ctx, 0, ctx.tokens._completion_range.start)
+        kv.alloc(ctx)
