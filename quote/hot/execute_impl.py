@@ -152,8 +152,7 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
 def sample(pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host: Any, bitmask: Any) -> Any:
     """Sample the whole batch with MAX's fused sampler (edited rows written back first)."""
     from max.driver import CPU, Buffer
-    from max.pipelines.lib.sampling.logits_processor import apply_logits_processors
-    from max.pipelines.lib.sampling.sampling_logits_processor import FusedSamplingProcessor
+    from max.pipelines.sampling import FusedSamplingProcessor, apply_logits_processors
 
     logits = outputs.next_token_logits
     if host is not None:

@@ -29,11 +29,17 @@ def dev_mode_enabled() -> bool:
 class HotModule:
     """Holds the current ``execute_impl`` module; reloads it when its file changes."""
 
-    def __init__(self, module_name: str = "quote.hot.execute_impl", *, enabled: bool | None = None) -> None:
+    def __init__(
+        self,
+        module_name: str = "quote.hot.execute_impl",
+        *,
+        enabled: bool | None = None,
+        path: str | None = None,
+    ) -> None:
         self.module_name = module_name
         self.enabled = dev_mode_enabled() if enabled is None else enabled
         self.module: ModuleType = importlib.import_module(module_name)
-        file = self.module.__file__
+        file = path or self.module.__file__
         assert file is not None
         self.path = file
         self.generation = 0

@@ -37,7 +37,7 @@ __all__ = [
 def _tokens(values: Iterable[int], what: str) -> tuple[int, ...]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise InvalidActionError(f"{what}: token ids must be integers, got {v!r}")
         out.append(int(v))
     return tuple(out)
@@ -177,7 +177,7 @@ class Backtrack:
     tokens: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+        if isinstance(self.n, bool) or not isinstance(self.n, int | np.integer) or self.n < 0:
             raise InvalidActionError(f"Backtrack: n must be a non-negative integer, got {self.n!r}")
         object.__setattr__(self, "n", int(self.n))
         if self.tokens is not None:

@@ -174,7 +174,7 @@ Target = Question | Message | Summary | Output | CallTool | Stop | None
 
 
 def _needs_eos(target: Target) -> bool:
-    return isinstance(target, (Stop, Summary))
+    return isinstance(target, Stop | Summary)
 
 
 @dataclass(frozen=True)

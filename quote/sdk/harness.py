@@ -162,7 +162,7 @@ class _Request:
 
     def _check_ids(self, name: str, ename: str, action: Action) -> None:
         ids: list[int] = []
-        if isinstance(action, (ForceTokens, ForceOutput, AdjustedPrefill)):
+        if isinstance(action, ForceTokens | ForceOutput | AdjustedPrefill):
             ids = list(action.tokens)
         elif isinstance(action, Backtrack):
             ids = list(action.tokens or ())
@@ -248,7 +248,7 @@ def run_mod(
         temperature: Default sampling temperature (``0`` = greedy).
         eos_token_id: Stop token; defaults to the tokenizer's.
     """
-    defs = [as_definition(m) for m in (mods if isinstance(mods, (list, tuple)) else [mods])]
+    defs = [as_definition(m) for m in (mods if isinstance(mods, list | tuple) else [mods])]
     vocab = len(tokenizer)
     eos = getattr(tokenizer, "eos_token_id", None) if eos_token_id is _DEFAULT else eos_token_id
     info = RequestInfo(request_id, conversation or Conversation(), dict(mod_args or {}))

@@ -109,7 +109,7 @@ class TokenTable:
         """Build the table of a Hugging Face-like tokenizer (see the module docs)."""
         strings_fn = getattr(tokenizer, "token_strings", None)
         eos = getattr(tokenizer, "eos_token_id", None)
-        eos = int(eos) if isinstance(eos, (int, np.integer)) else None
+        eos = int(eos) if isinstance(eos, int | np.integer) else None
         if callable(strings_fn):
             return cls(list(strings_fn()), eos)
         size = len(tokenizer)

@@ -117,7 +117,7 @@ def test_chars_classes(kind: str, n: int, seed: int) -> None:
 def test_json_number(seed: int, cap: int | None) -> None:
     r = run(Chars("json_number", cap), seed)
     assert re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", r.text), r.text
-    assert isinstance(json.loads(r.text), (int, float))
+    assert isinstance(json.loads(r.text), int | float)
     if cap:
         assert len(r.text) <= cap
 

@@ -282,7 +282,7 @@ class Chars(_RegexBase):
     def __post_init__(self) -> None:
         if self.kind not in CHAR_CLASSES and self.kind != "json_number":
             raise ValueError(f"Chars: unknown kind {self.kind!r}")
-        if isinstance(self.stop, bool) or not isinstance(self.stop, (int, str, type(None))):
+        if isinstance(self.stop, bool) or not isinstance(self.stop, int | str | None):
             raise TypeError(f"Chars: stop must be an int, a str or None, got {self.stop!r}")
         if isinstance(self.stop, int) and self.stop < max(self.min_chars, 1):
             raise ValueError("Chars: an int stop (max length) must be >= min_chars and >= 1")
