@@ -57,7 +57,7 @@ class _Row:
     logits: np.ndarray | None = None
     temperature: float | None = None
     suppressed: bool = False
-    pending: deque[tuple[str, Any, bool]] = dataclasses.field(default_factory=deque)
+    pending: deque[tuple[str, Any, bool, str]] = dataclasses.field(default_factory=deque)
 
 
 def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
@@ -89,7 +89,7 @@ def start_requests(pipeline: Any, rows: list[_Row]) -> None:
         event = Prefilled(st.request_id, 0, st.max_len - st.prompt_len, tuple(int(t) for t in ctx.tokens.all))
         for d in _dispatch(row, event):
             if isinstance(d.action, AdjustedPrefill):
-                _replace_prompt(pipeline, row, d.action)
+                _replace_prompt(pipeline, row, d.action, d.mod)
             else:
                 _handle_common(row, d.mod, d.action, "Prefilled")
         if row.pending and not st.finished:
@@ -199,7 +199,7 @@ def dispatch_sampled(row: _Row, token: int) -> None:
         for d in _dispatch(row, Sampled(row.st.request_id, row.st.step, token)):
             _handle_common(row, d.mod, d.action, "Sampled", sample_step=True)
     if not row.suppressed and not row.st.finished:
-        row.pending.appendleft(("add", (token,), False))
+        row.pending.appendleft(("add", (token,), False, "the sampler"))
 
 
 def finish_or_reschedule(pipeline: Any, row: _Row) -> None:
@@ -272,14 +272,14 @@ def _dispatch(row: _Row, event: Event, edit: Any = None) -> list[Any]:
 
 
 def _chain_logits(row: _Row) -> Any:
-    def edit(event: Event, action: Action) -> Event:
+    def edit(event: Event, action: Action, mod_name: str = "?") -> Event:
         if not isinstance(action, AdjustedLogits) or row.st.finished:
             return event
         assert row.logits is not None
         try:
             row.logits = action.apply(row.logits)
         except InvalidActionError as exc:
-            _fail(row, f"AdjustedLogits at ForwardPass: {exc}")
+            _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
             return event
         if action.temperature is not None:
             row.temperature = action.temperature
@@ -293,11 +293,12 @@ def _handle_common(row: _Row, mod: str, action: Action, where: str, sample_step:
     st = row.st
     if st.finished:
         return
+    origin = f"mod '{mod}' ({type(action).__name__} at {where})"
     if isinstance(action, ForceTokens):
-        row.pending.append(("add", action.tokens, True))
+        row.pending.append(("add", action.tokens, True, origin))
         row.suppressed = row.suppressed or sample_step
     elif isinstance(action, Backtrack):
-        row.pending.append(("backtrack", action, True))
+        row.pending.append(("backtrack", action, True, origin))
         row.suppressed = row.suppressed or sample_step
     elif isinstance(action, ForceOutput):
         _force_output(row, mod, action.tokens)
@@ -321,11 +322,11 @@ def _drain(pipeline: Any, row: _Row) -> None:
         if rounds > MAX_EDIT_ROUNDS:
             _fail(row, f"mods kept editing the sequence for {MAX_EDIT_ROUNDS} rounds in one step")
             return
-        kind, payload, forced = row.pending.popleft()
+        kind, payload, forced, origin = row.pending.popleft()
         if kind == "backtrack":
-            _backtrack(row, payload)
+            _backtrack(row, payload, origin)
             continue
-        added = _append(pipeline, row, payload)
+        added = _append(pipeline, row, payload, origin)
         if st.finished or not added or st.session is None:
             continue
         for d in _dispatch(row, Added(st.request_id, st.step, tuple(added), forced)):
@@ -335,7 +336,7 @@ def _drain(pipeline: Any, row: _Row) -> None:
     del ctx
 
 
-def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...]) -> list[int]:
+def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> list[int]:
     """Append tokens, clipped at EOS and at the length cap; returns what entered."""
     st, ctx = row.st, row.ctx
     if st.stop_status is not None:
@@ -343,7 +344,7 @@ def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...]) -> list[int]:
     vocab = int(pipeline.vocab_size)
     bad = [t for t in tokens if not 0 <= t < vocab]
     if bad:
-        _fail(row, f"forced token ids outside the vocabulary (size {vocab}): {bad[:8]}")
+        _fail(row, f"{origin}: token ids outside the vocabulary (size {vocab}): {bad[:8]}")
         return []
     room = st.max_len - len(ctx.tokens)
     take = list(tokens[: max(room, 0)])
@@ -359,17 +360,17 @@ def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...]) -> list[int]:
     return take
 
 
-def _backtrack(row: _Row, action: Backtrack) -> None:
+def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
     st, ctx = row.st, row.ctx
     generated = len(ctx.tokens) - st.prompt_len
     if action.n > generated:
-        _fail(row, f"Backtrack({action.n}) reaches into the prompt: only {generated} tokens were generated")
+        _fail(row, f"{origin}: Backtrack({action.n}) reaches into the prompt: only {generated} tokens were generated")
         return
     new_generated = generated - action.n
     if new_generated < st.delivered:
         _fail(
             row,
-            f"Backtrack({action.n}) would remove text already delivered to the client "
+            f"{origin}: Backtrack({action.n}) would remove text already delivered to the client "
             f"({st.delivered} tokens delivered; raise the mod's hold_back or use stream=false)",
         )
         return
@@ -379,7 +380,7 @@ def _backtrack(row: _Row, action: Backtrack) -> None:
     st.rewound = True
     st.backtracks += 1
     if action.tokens:
-        row.pending.appendleft(("add", action.tokens, True))
+        row.pending.appendleft(("add", action.tokens, True, origin))
 
 
 def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
@@ -393,18 +394,18 @@ def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
     st.finish_reason = "stop"
 
 
-def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill) -> None:
+def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str) -> None:
     st, ctx = row.st, row.ctx
     vocab = int(pipeline.vocab_size)
     bad = [t for t in action.tokens if not 0 <= t < vocab]
     if bad:
-        _fail(row, f"AdjustedPrefill token ids outside the vocabulary: {bad[:8]}")
+        _fail(row, f"mod '{mod}' (AdjustedPrefill): token ids outside the vocabulary: {bad[:8]}")
         return
     steps = st.max_len - st.prompt_len
     if action.max_steps is not None:
         steps = min(steps, action.max_steps)
     if len(action.tokens) + max(steps, 1) > pipeline.max_sequence_length:
-        _fail(row, "AdjustedPrefill: the new prompt does not fit the model's max length")
+        _fail(row, f"mod '{mod}' (AdjustedPrefill): the new prompt does not fit the model's max length")
         return
     sequence.replace_prompt(ctx, action.tokens)
     st.prompt_len = len(action.tokens)

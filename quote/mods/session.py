@@ -78,10 +78,12 @@ class ModSession:
         """Tokens a streaming request withholds: the largest ``hold_back`` of its mods."""
         return max((d.hold_back for d in self.definitions), default=0)
 
-    def dispatch(self, event: Event, edit: Callable[[Event, Action], Event] | None = None) -> list[Dispatched]:
+    def dispatch(
+        self, event: Event, edit: Callable[[Event, Action, str], Event] | None = None
+    ) -> list[Dispatched]:
         """Send ``event`` to each mod in order; return the non-Noop actions.
 
-        ``edit(event, action)`` lets the engine apply an action before the next mod
+        ``edit(event, action, mod_name)`` lets the engine apply an action before the next mod
         sees the event (e.g. chained logits edits); it returns the event to pass on.
         """
         out: list[Dispatched] = []
@@ -96,7 +98,7 @@ class ModSession:
             if isinstance(action, TERMINAL_ACTIONS):
                 break
             if edit is not None:
-                event = edit(event, action)
+                event = edit(event, action, name)
         return out
 
     def _call(self, name: str, inst: Mod, event: Event, ev_name: str) -> Action:

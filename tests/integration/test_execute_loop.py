@@ -30,7 +30,7 @@ from quote.sdk import (
     mod,
 )
 
-from .helpers import EVENTS, Recorder, at, scripted
+from loop_helpers import EVENTS, Recorder, at, scripted
 
 pytestmark = pytest.mark.integration
 
@@ -242,10 +242,10 @@ def test_trace_and_state_lifecycle(engine: LocalEngine, prompt: list[int]) -> No
     events = [e.get("event") for e in r.trace["entries"]]
     assert {"Prefilled", "ForwardPass", "Sampled", "Added"} <= set(events)
     pipe = engine.pipeline
-    for _ in range(0, 1000, 50):
-        engine.generate([Request(prompt, 1, options=RequestOptions(mods=[d])) for _ in range(50)])
+    for _ in range(0, 1000, 16):
+        engine.generate([Request(prompt, 1, options=RequestOptions(mods=[d])) for _ in range(16)])
     gc.collect()
-    assert len(made) == 1001
+    assert len(made) == 1 + 16 * 63
     assert sum(1 for w in made if w() is not None) == 0
     assert not pipe.quote_states and not pipe.quote_results and not pipe._pending_options
 

@@ -21,6 +21,7 @@ class Recorder:
         self.records: list[tuple[tuple[int, ...], np.ndarray]] = []
         self.steps: list[int] = []
         self.prefilled = 0
+        self.fired = False
 
     def see(self, event: Any) -> None:
         if isinstance(event, Prefilled):
@@ -64,15 +65,14 @@ def scripted(
 
 
 def at(event_cls: type, step: int, action: Action, *, forced: bool | None = None) -> Callable[[Any, Recorder], Action | None]:
-    """Script: return ``action`` once, at ``event_cls`` of ``step``."""
-    fired = {"done": False}
+    """Script: return ``action`` once per request, at ``event_cls`` of ``step``."""
 
     def script(event: Any, rec: Recorder) -> Action | None:
-        if fired["done"] or not isinstance(event, event_cls) or event.step != step:
+        if rec.fired or not isinstance(event, event_cls) or event.step != step:
             return None
         if forced is not None and getattr(event, "forced", None) != forced:
             return None
-        fired["done"] = True
+        rec.fired = True
         return action
 
     return script
