@@ -27,7 +27,9 @@ def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[[st
 
     def make(variant: str = "default") -> Path:
         if variant not in cache:
-            cache[variant] = write_tiny_model(tmp_path_factory.mktemp(f"tiny-{variant}"), variant=variant)
+            cache[variant] = write_tiny_model(
+                tmp_path_factory.mktemp(f"tiny-{variant}"), variant=variant
+            )
         return cache[variant]
 
     return make

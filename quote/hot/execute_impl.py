@@ -64,7 +64,8 @@ def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
     """Run one Quote step for ``inputs`` on ``pipeline`` (a ``QuotePipeline``)."""
     rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in inputs.flat_batch]
     if not any(r.st.session for r in rows):
-        return pipeline.stock_execute(inputs)
+        stock: dict[Any, Any] = pipeline.stock_execute(inputs)
+        return stock
     start_requests(pipeline, rows)
     live = [r for r in rows if not r.st.finished]
     if live:
@@ -86,7 +87,9 @@ def start_requests(pipeline: Any, rows: list[_Row]) -> None:
         st.max_len = int(ctx.max_length)
         if st.session is None:
             continue
-        event = Prefilled(st.request_id, 0, st.max_len - st.prompt_len, tuple(int(t) for t in ctx.tokens.all))
+        event = Prefilled(
+            st.request_id, 0, st.max_len - st.prompt_len, tuple(int(t) for t in ctx.tokens.all)
+        )
         for d in _dispatch(row, event):
             if isinstance(d.action, AdjustedPrefill):
                 _replace_prompt(pipeline, row, d.action, d.mod)
@@ -149,7 +152,9 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
     return host if changed else None
 
 
-def sample(pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host: Any, bitmask: Any) -> Any:
+def sample(
+    pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host: Any, bitmask: Any
+) -> Any:
     """Sample the whole batch with MAX's fused sampler (edited rows written back first)."""
     from max.driver import CPU, Buffer
     from max.pipelines.sampling import FusedSamplingProcessor, apply_logits_processors
@@ -167,7 +172,11 @@ def sample(pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host:
                 top_k=1 if greedy else r.ctx.sampling_params.top_k,
             )
     try:
-        sampler = pipeline._sampler_with_bitmask if bitmask is not None else pipeline._sampler_without_bitmask
+        sampler = (
+            pipeline._sampler_with_bitmask
+            if bitmask is not None
+            else pipeline._sampler_without_bitmask
+        )
         proc = FusedSamplingProcessor(
             sampler=sampler,
             pipeline_config=pipeline._pipeline_config,
@@ -184,7 +193,10 @@ def sample(pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host:
             logit_offsets=outputs.logit_offsets,
         )
         apply_logits_processors(
-            context_batch=flat, batch_logits=s_logits, batch_logit_offsets=s_offsets, batch_processors=[proc]
+            context_batch=flat,
+            batch_logits=s_logits,
+            batch_logit_offsets=s_offsets,
+            batch_processors=[proc],
         )
         tokens = proc.new_tokens.to(CPU()).to_numpy()
     finally:
@@ -288,7 +300,9 @@ def _chain_logits(row: _Row) -> Any:
     return edit
 
 
-def _handle_common(row: _Row, mod: str, action: Action, where: str, sample_step: bool = False) -> None:
+def _handle_common(
+    row: _Row, mod: str, action: Action, where: str, sample_step: bool = False
+) -> None:
     """ForceTokens / Backtrack / terminal actions, shared by every event."""
     st = row.st
     if st.finished:
@@ -310,7 +324,10 @@ def _handle_common(row: _Row, mod: str, action: Action, where: str, sample_step:
     elif isinstance(action, EmitError):
         _fail(row, f"mod '{mod}' emitted an error at {where}: {action.message}")
     else:
-        _fail(row, f"mod '{mod}' returned {type(action).__name__} at {where}, which has no effect there")
+        _fail(
+            row,
+            f"mod '{mod}' returned {type(action).__name__} at {where}, which has no effect there",
+        )
 
 
 def _drain(pipeline: Any, row: _Row) -> None:
@@ -364,7 +381,10 @@ def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
     st, ctx = row.st, row.ctx
     generated = len(ctx.tokens) - st.prompt_len
     if action.n > generated:
-        _fail(row, f"{origin}: Backtrack({action.n}) reaches into the prompt: only {generated} tokens were generated")
+        _fail(
+            row,
+            f"{origin}: Backtrack({action.n}) reaches into the prompt: only {generated} tokens were generated",
+        )
         return
     new_generated = generated - action.n
     if new_generated < st.delivered:
@@ -387,7 +407,10 @@ def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
     st, ctx = row.st, row.ctx
     delivered = [int(t) for t in ctx.tokens.generated[: st.delivered]]
     if list(tokens[: st.delivered]) != delivered:
-        _fail(row, f"mod '{mod}': ForceOutput would change {st.delivered} tokens already delivered to the client")
+        _fail(
+            row,
+            f"mod '{mod}': ForceOutput would change {st.delivered} tokens already delivered to the client",
+        )
         return
     sequence.truncate(ctx, st.prompt_len)
     sequence.append_tokens(ctx, tokens)
@@ -405,7 +428,10 @@ def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str)
     if action.max_steps is not None:
         steps = min(steps, action.max_steps)
     if len(action.tokens) + max(steps, 1) > pipeline.max_sequence_length:
-        _fail(row, f"mod '{mod}' (AdjustedPrefill): the new prompt does not fit the model's max length")
+        _fail(
+            row,
+            f"mod '{mod}' (AdjustedPrefill): the new prompt does not fit the model's max length",
+        )
         return
     sequence.replace_prompt(ctx, action.tokens)
     st.prompt_len = len(action.tokens)

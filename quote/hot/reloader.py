@@ -23,7 +23,9 @@ logger = logging.getLogger(__name__)
 
 def dev_mode_enabled() -> bool:
     """Whether ``QUOTE_RELOAD`` (or ``QUOTE_DEV``) asks for hot reloading."""
-    return any(os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("QUOTE_RELOAD", "QUOTE_DEV"))
+    return any(
+        os.environ.get(k, "").lower() in ("1", "true", "yes") for k in ("QUOTE_RELOAD", "QUOTE_DEV")
+    )
 
 
 class HotModule:
@@ -70,7 +72,7 @@ class HotModule:
         fresh = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(fresh)
-        except Exception as exc:  # any import-time error keeps the old version running
+        except Exception as exc:  # noqa: BLE001 - any import-time error keeps the old version
             self._reject(f"{type(exc).__name__}: {exc}")
             return
         if not callable(getattr(fresh, "execute", None)):

@@ -112,7 +112,9 @@ class ModSession:
         if result is None:
             return Noop()
         if not isinstance(result, _ACTION_TYPES):
-            raise ModFailure(name, ev_name, f"returned {type(result).__name__} {result!r:.80}, not an action")
+            raise ModFailure(
+                name, ev_name, f"returned {type(result).__name__} {result!r:.80}, not an action"
+            )
         if type(event) not in LEGAL_EVENTS[type(result)]:
             raise ModFailure(
                 name, ev_name, f"action {type(result).__name__} is not legal at {ev_name}"
@@ -125,7 +127,7 @@ class ModSession:
             with bind_request(self.info):
                 try:
                     inst.on_end(self.info)
-                except Exception as exc:  # on_end must not break cleanup
+                except Exception as exc:  # noqa: BLE001 - on_end of user code must not break cleanup
                     logger.warning("mod %s: on_end raised %s", name, _describe(exc))
         self.instances.clear()
 

@@ -63,7 +63,11 @@ class LocalEngine:
         from max.pipelines.request.base import RequestID
 
         eos = self.loaded.hf_tokenizer.eos_token_id
-        params: dict[str, Any] = {"temperature": req.temperature, "seed": req.seed, "ignore_eos": req.ignore_eos}
+        params: dict[str, Any] = {
+            "temperature": req.temperature,
+            "seed": req.seed,
+            "ignore_eos": req.ignore_eos,
+        }
         if req.top_k is not None:
             params["top_k"] = req.top_k
         if req.top_p is not None:

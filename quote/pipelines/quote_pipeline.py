@@ -37,7 +37,9 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self._pending_options: dict[Any, RequestOptions] = {}
         self.hot = HotModule()
         self.max_sequence_length = int(self._pipeline_config.model.max_length or 1 << 30)
-        self.enable_prefix_caching = bool(self._pipeline_config.model.kv_cache.enable_prefix_caching)
+        self.enable_prefix_caching = bool(
+            self._pipeline_config.model.kv_cache.enable_prefix_caching
+        )
 
     # --- MAX entry points -------------------------------------------------------------
     def execute(self, inputs: Any) -> Any:

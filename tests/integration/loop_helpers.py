@@ -64,7 +64,9 @@ def scripted(
     return ModDefinition(name, _Scripted, hold_back)
 
 
-def at(event_cls: type, step: int, action: Action, *, forced: bool | None = None) -> Callable[[Any, Recorder], Action | None]:
+def at(
+    event_cls: type, step: int, action: Action, *, forced: bool | None = None
+) -> Callable[[Any, Recorder], Action | None]:
     """Script: return ``action`` once per request, at ``event_cls`` of ``step``."""
 
     def script(event: Any, rec: Recorder) -> Action | None:

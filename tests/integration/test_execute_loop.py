@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from loop_helpers import EVENTS, Recorder, at, scripted
 
 from quote.hot.state import RequestOptions
 from quote.pipelines.local import LocalEngine, Request
@@ -29,8 +30,6 @@ from quote.sdk import (
     ToolCalls,
     mod,
 )
-
-from loop_helpers import EVENTS, Recorder, at, scripted
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +55,15 @@ def baseline(engine: LocalEngine, prompt: list[int]) -> list[int]:
 
 
 def run(engine: LocalEngine, prompt: list[int], *mods: ModDefinition, n: int = N, **kw: Any) -> Any:
-    (r,) = engine.generate([Request(prompt, n, ignore_eos=True, options=RequestOptions(mods=list(mods), **kw))])
+    (r,) = engine.generate(
+        [Request(prompt, n, ignore_eos=True, options=RequestOptions(mods=list(mods), **kw))]
+    )
     return r
 
 
-def test_noop_mod_matches_no_mod(engine: LocalEngine, prompt: list[int], baseline: list[int]) -> None:
+def test_noop_mod_matches_no_mod(
+    engine: LocalEngine, prompt: list[int], baseline: list[int]
+) -> None:
     @mod
     def noop(event: Any, actions: Any, tokenizer: Any) -> None:
         return None
@@ -73,13 +76,17 @@ def _pick(baseline: list[int], avoid: int = -1) -> int:
     return next(t for t in (7, 11, 13, 17, 19) if t not in baseline[:6] and t != avoid)
 
 
-LEGAL_CASES = [(e, a) for e in EVENTS for a in ("Noop", "ForceTokens", "ForceOutput", "ToolCalls", "EmitError")]
+LEGAL_CASES = [
+    (e, a) for e in EVENTS for a in ("Noop", "ForceTokens", "ForceOutput", "ToolCalls", "EmitError")
+]
 LEGAL_CASES += [("Prefilled", "AdjustedPrefill"), ("ForwardPass", "AdjustedLogits")]
 LEGAL_CASES += [(e, "Backtrack") for e in ("ForwardPass", "Sampled", "Added")]
 
 
 @pytest.mark.parametrize(("event", "action"), LEGAL_CASES)
-def test_legal_pairs(engine: LocalEngine, prompt: list[int], baseline: list[int], event: str, action: str) -> None:
+def test_legal_pairs(
+    engine: LocalEngine, prompt: list[int], baseline: list[int], event: str, action: str
+) -> None:
     t = _pick(baseline)
     step = 0 if event == "Prefilled" else 3
     make = {
@@ -126,15 +133,21 @@ ILLEGAL = [
 ]
 
 
-@pytest.mark.parametrize(("event", "action"), ILLEGAL, ids=[f"{e}-{type(a).__name__}" for e, a in ILLEGAL])
-def test_illegal_pairs_fail_naming_mod_event_action(engine: LocalEngine, prompt: list[int], event: str, action: Any) -> None:
+@pytest.mark.parametrize(
+    ("event", "action"), ILLEGAL, ids=[f"{e}-{type(a).__name__}" for e, a in ILLEGAL]
+)
+def test_illegal_pairs_fail_naming_mod_event_action(
+    engine: LocalEngine, prompt: list[int], event: str, action: Any
+) -> None:
     step = 0 if event == "Prefilled" else 2
     r = run(engine, prompt, scripted("bad_mod", at(EVENTS[event], step, action)))
     assert r.finish_reason == "error"
     assert "bad_mod" in r.error and event in r.error and type(action).__name__ in r.error
 
 
-def test_faulty_mods_fail_only_their_request(engine: LocalEngine, prompt: list[int], baseline: list[int]) -> None:
+def test_faulty_mods_fail_only_their_request(
+    engine: LocalEngine, prompt: list[int], baseline: list[int]
+) -> None:
     def boom(event: Any, rec: Recorder) -> Any:
         if isinstance(event, Sampled) and event.step == 2:
             raise KeyError("oops")
@@ -142,13 +155,18 @@ def test_faulty_mods_fail_only_their_request(engine: LocalEngine, prompt: list[i
 
     faulty = {
         "raises": scripted("raises", boom),
-        "garbage": scripted("garbage", lambda e, r: "not an action" if isinstance(e, Added) else None),
+        "garbage": scripted(
+            "garbage", lambda e, r: "not an action" if isinstance(e, Added) else None
+        ),
         "oov": scripted("oov", at(ForwardPass, 1, ForceTokens((10**7,)))),
         "past_prompt": scripted("past_prompt", at(Added, 1, Backtrack(50))),
         "bad_logits": scripted("bad_logits", at(ForwardPass, 1, AdjustedLogits(ban=(99999,)))),
     }
     reqs = [Request(prompt, N, ignore_eos=True)]
-    reqs += [Request(prompt, N, ignore_eos=True, options=RequestOptions(mods=[m])) for m in faulty.values()]
+    reqs += [
+        Request(prompt, N, ignore_eos=True, options=RequestOptions(mods=[m]))
+        for m in faulty.values()
+    ]
     reqs += [Request(prompt, N, ignore_eos=True)]
     results = engine.generate(reqs)
     assert results[0].tokens == baseline and results[-1].tokens == baseline
@@ -175,7 +193,9 @@ def test_forcing_k_tokens_costs_one_forward(engine: LocalEngine, prompt: list[in
     assert r.forward_passes == 6
 
 
-def test_streaming_never_retracts_and_rejects_late_backtrack(engine: LocalEngine, prompt: list[int]) -> None:
+def test_streaming_never_retracts_and_rejects_late_backtrack(
+    engine: LocalEngine, prompt: list[int]
+) -> None:
     t = 7
     ok = scripted("ok", at(Added, 6, Backtrack(2, (t,))), hold_back=4)
     r = run(engine, prompt, ok, n=12)
@@ -185,7 +205,13 @@ def test_streaming_never_retracts_and_rejects_late_backtrack(engine: LocalEngine
     r = run(engine, prompt, late, n=12)
     assert r.finish_reason == "error" and "already delivered" in r.error
     # Non-streaming requests may backtrack anywhere in their completion.
-    r = run(engine, prompt, scripted("late", at(Added, 8, Backtrack(6)), hold_back=2), n=12, stream=False)
+    r = run(
+        engine,
+        prompt,
+        scripted("late", at(Added, 8, Backtrack(6)), hold_back=2),
+        n=12,
+        stream=False,
+    )
     assert r.error is None and len(r.tokens) == 12
 
 
@@ -201,21 +227,40 @@ def test_backtrack_then_resample_can_differ(engine: LocalEngine, prompt: list[in
     differs = 0
     for seed in range(6):
         removed.clear()
-        (r,) = engine.generate([Request(prompt, 6, temperature=1.5, seed=seed, ignore_eos=True,
-                                        options=RequestOptions(mods=[scripted("b", once)]))])
+        (r,) = engine.generate(
+            [
+                Request(
+                    prompt,
+                    6,
+                    temperature=1.5,
+                    seed=seed,
+                    ignore_eos=True,
+                    options=RequestOptions(mods=[scripted("b", once)]),
+                )
+            ]
+        )
         differs += int(r.tokens[3] != removed[0][0])
     assert differs > 0
 
 
 def test_batch_behaves_as_alone(engine: LocalEngine, prompt: list[int]) -> None:
-    other = [int(t) for t in engine.loaded.hf_tokenizer.encode("A different prompt, a bit longer than the first one is.")]
+    other = [
+        int(t)
+        for t in engine.loaded.hf_tokenizer.encode(
+            "A different prompt, a bit longer than the first one is."
+        )
+    ]
     mods = [
         [],
         [scripted("a", at(ForwardPass, 2, AdjustedLogits(ban=tuple(range(0, 300)))))],
         [scripted("b", at(Added, 3, Backtrack(2, (9, 9, 9))))],
         [scripted("c", at(Sampled, 1, ForceTokens((30, 31, 32))))],
     ]
-    reqs = [Request(p, 10, ignore_eos=True, options=RequestOptions(mods=m)) for p in (prompt, other) for m in mods]
+    reqs = [
+        Request(p, 10, ignore_eos=True, options=RequestOptions(mods=m))
+        for p in (prompt, other)
+        for m in mods
+    ]
     together = engine.generate(reqs)
     for req, r in zip(reqs, together, strict=True):
         (alone,) = engine.generate([req])
@@ -250,7 +295,9 @@ def test_trace_and_state_lifecycle(engine: LocalEngine, prompt: list[int]) -> No
     assert not pipe.quote_states and not pipe.quote_results and not pipe._pending_options
 
 
-def test_prefilled_exactly_once_and_steps_contiguous(engine: LocalEngine, prompt: list[int]) -> None:
+def test_prefilled_exactly_once_and_steps_contiguous(
+    engine: LocalEngine, prompt: list[int]
+) -> None:
     sink: list[Recorder] = []
     m = scripted("watch", at(Added, 2, ForceTokens((5, 6, 7))), sink=sink)
     run(engine, prompt, m, n=10)

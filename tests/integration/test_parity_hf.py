@@ -26,7 +26,8 @@ TOL = 1e-3
 
 def _prompt(tokenizer: Any) -> list[int]:
     text = " ".join(
-        f"Item {i}: the quick brown fox #{i * 7} jumps over {{'k': {i}}} lazy dogs." for i in range(80)
+        f"Item {i}: the quick brown fox #{i * 7} jumps over {{'k': {i}}} lazy dogs."
+        for i in range(80)
     )
     ids = tokenizer.encode(text, add_special_tokens=True)
     assert len(ids) >= PROMPT_LEN
@@ -45,7 +46,9 @@ def _hf_logits(model_dir: Any, seq: list[int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("variant", ["default", "softcap", "mha"])
-def test_logits_match_transformers(variant: str, pipeline_factory: Any, tiny_model_factory: Any) -> None:
+def test_logits_match_transformers(
+    variant: str, pipeline_factory: Any, tiny_model_factory: Any
+) -> None:
     from max.pipelines.lib.generate import GenerateIterator
 
     lp = pipeline_factory(variant, stock=True)
@@ -75,7 +78,9 @@ def test_logits_match_transformers(variant: str, pipeline_factory: Any, tiny_mod
         assert seq[PROMPT_LEN + step] == int(np.argmax(ref)), f"step {step}: token differs"
     prefill, decode = diffs[0], max(diffs[1:])
     log.warning("parity %s: prefill max|diff|=%.3g decode max|diff|=%.3g", variant, prefill, decode)
-    print(f"PARITY variant={variant} prefill={prefill:.3g} decode={decode:.3g} tokens_identical=yes")
+    print(
+        f"PARITY variant={variant} prefill={prefill:.3g} decode={decode:.3g} tokens_identical=yes"
+    )
     assert prefill <= TOL and decode <= TOL, diffs
     # The decode must not be degenerate (otherwise identical tokens prove little).
     assert len(set(seq[PROMPT_LEN:])) > 3

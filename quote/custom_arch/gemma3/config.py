@@ -36,10 +36,10 @@ def layer_types_of(hf_config: Any) -> list[str]:
     types = getattr(hf_config, "layer_types", None)
     if types:
         return [str(t) for t in types][:n]
-    pattern = int(
-        getattr(hf_config, "_sliding_window_pattern", None)
-        or getattr(hf_config, "sliding_window_pattern", 6)
+    raw = getattr(hf_config, "_sliding_window_pattern", None) or getattr(
+        hf_config, "sliding_window_pattern", None
     )
+    pattern = int(raw) if raw else 6
     return ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(n)]
 
 

@@ -81,7 +81,7 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
             ),
         }
         scalar = config.query_pre_attn_scalar or config.head_dim
-        activation = _ACTIVATIONS.get(config.hidden_activation, config.hidden_activation)
+        activation = str(_ACTIVATIONS.get(config.hidden_activation, config.hidden_activation))
         self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, dtype, device)
         blocks = []
         for i, kind in enumerate(config.layer_types):
@@ -121,9 +121,10 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
 
     def input_tree(self) -> OrderedDict[str, object]:
         """Graph inputs: tokens, row offsets, return_n_logits, then the KV cache leaves."""
-        return ragged_kv_symbolic_input_tree(
+        tree_: OrderedDict[str, object] = ragged_kv_symbolic_input_tree(
             kv_params=self.kv_params, device_refs=[self.device], include_signal_buffers=False
         )
+        return tree_
 
     def __call__(
         self,
@@ -137,7 +138,10 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
         h = h * ops.constant(self.hidden_size**0.5, DType.float32, device=h.device).cast(h.dtype)
         for layer in self.layers:
             h = layer(h, kv, input_row_offsets)
-        return self._postprocess_logits(h, input_row_offsets, return_n_logits)
+        out: tuple[TensorValue, ...] = self._postprocess_logits(
+            h, input_row_offsets, return_n_logits
+        )
+        return out
 
     def trace(
         self,

@@ -10,7 +10,9 @@ from max.graph.weights import WeightData, Weights
 __all__ = ["convert_safetensor_state_dict"]
 
 
-def convert_safetensor_state_dict(state_dict: dict[str, Weights], **_: Any) -> dict[str, WeightData]:
+def convert_safetensor_state_dict(
+    state_dict: dict[str, Weights], **_: Any
+) -> dict[str, WeightData]:
     """Strip the ``model.`` prefix (and a multimodal ``language_model.`` one); keep ``lm_head.``."""
     out: dict[str, WeightData] = {}
     for name, value in state_dict.items():
