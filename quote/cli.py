@@ -4,6 +4,10 @@
 Subcommands:
 
 - ``quote tiny-model DIR [--variant NAME] [--seed N]``: write the embedded tiny Gemma3 checkpoint.
+- ``quote serve [--model PATH] [--devices cpu] [--host H] [--port P] [--reload]``: serve a model
+  through MAX's OpenAI-compatible server with Quote's architecture and pipeline
+  (``max serve --custom-architectures quote.custom_arch``). Without ``--model`` it serves the
+  embedded tiny model, building it under ``.quote/tiny-model`` first if missing.
 """
 
 from __future__ import annotations
@@ -49,6 +53,57 @@ def _add_tiny_model(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.set_defaults(handler=_cmd_tiny_model)
 
 
+DEFAULT_TINY_DIR = ".quote/tiny-model"
+
+
+def serve_command(args: argparse.Namespace) -> list[str]:
+    """The ``max serve`` command line that ``quote serve`` runs."""
+    max_bin = os.path.join(os.path.dirname(sys.executable), "max")
+    if not os.path.exists(max_bin):
+        max_bin = "max"
+    cmd = [max_bin, "serve", "--custom-architectures", "quote.custom_arch"]
+    cmd += ["--model-path", str(args.model), "--devices", args.devices]
+    cmd += ["--host", args.host, "--port", str(args.port), "--max-length", str(args.max_length)]
+    return cmd
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Run ``max serve`` with Quote's architecture; returns its exit status."""
+    import subprocess
+
+    if args.model is None:
+        from quote.tiny import write_tiny_model
+
+        if not os.path.exists(os.path.join(DEFAULT_TINY_DIR, "config.json")):
+            write_tiny_model(DEFAULT_TINY_DIR)
+        args.model = DEFAULT_TINY_DIR
+    env = dict(os.environ)
+    env.setdefault("MAX_SERVE_DISABLE_TELEMETRY", "1")
+    env["QUOTE_LOG_LEVEL"] = str(args.log_level).upper()
+    if args.reload:
+        env["QUOTE_RELOAD"] = "1"
+    cmd = serve_command(args)
+    logger.info("running %s", " ".join(cmd))
+    return subprocess.call(cmd, env=env)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model through MAX's OpenAI-compatible server with Quote",
+        description="Serve a model with `max serve` and Quote's architecture and pipeline.",
+    )
+    parser.add_argument("--model", default=None, help="checkpoint directory (default: tiny model)")
+    parser.add_argument("--devices", default="cpu", help="MAX devices (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument("--max-length", type=int, default=4096, help="max tokens per request")
+    parser.add_argument(
+        "--reload", action="store_true", help="development: hot-swap quote/hot/execute_impl.py"
+    )
+    parser.set_defaults(handler=_cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``quote`` argument parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
@@ -61,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_tiny_model(subparsers)
+    _add_serve(subparsers)
     # ----------------------------------------------------------------------------------------
     # Further subcommands (e.g. ``serve``) register here: one ``_add_<name>(subparsers)``
     # function each, which sets ``handler`` to a ``(argparse.Namespace) -> int`` function.

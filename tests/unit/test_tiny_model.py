@@ -367,3 +367,13 @@ def test_cli_subprocess(tmp_path: pathlib.Path, model_dirs: dict[str, pathlib.Pa
     assert (out / "model.safetensors").read_bytes() == (
         model_dirs["default"] / "model.safetensors"
     ).read_bytes()
+
+
+def test_serve_command_uses_quote_architecture() -> None:
+    from quote.cli import build_parser, serve_command
+
+    args = build_parser().parse_args(["serve", "--model", "/m", "--port", "9001"])
+    cmd = serve_command(args)
+    assert cmd[1:4] == ["serve", "--custom-architectures", "quote.custom_arch"]
+    assert cmd[cmd.index("--model-path") + 1] == "/m" and cmd[cmd.index("--port") + 1] == "9001"
+    assert cmd[cmd.index("--devices") + 1] == "cpu"
