@@ -120,27 +120,19 @@ class Gemma3Attention(Module):
             n_heads=self.n_heads,
             interleaved=False,
         ).reshape((-1, self.n_heads, hd))
-        if self.sliding_window is not None:
-            out = flash_attention_ragged(
-                self.kv_params,
-                input=xq,
-                kv_collection=kv,
-                layer_idx=layer,
-                input_row_offsets=input_row_offsets,
-                mask_variant=MHAMaskVariant.SLIDING_WINDOW_CAUSAL_MASK,
-                scale=self.scale,
-                local_window_size=self.sliding_window,
-            )
-        else:
-            out = flash_attention_ragged(
-                self.kv_params,
-                input=xq,
-                kv_collection=kv,
-                layer_idx=layer,
-                input_row_offsets=input_row_offsets,
-                mask_variant=MHAMaskVariant.CAUSAL_MASK,
-                scale=self.scale,
-            )
+        sliding = self.sliding_window is not None
+        out = flash_attention_ragged(
+            self.kv_params,
+            input=xq,
+            kv_collection=kv,
+            layer_idx=layer,
+            input_row_offsets=input_row_offsets,
+            mask_variant=(
+                MHAMaskVariant.SLIDING_WINDOW_CAUSAL_MASK if sliding else MHAMaskVariant.CAUSAL_MASK
+            ),
+            scale=self.scale,
+            local_window_size=self.sliding_window if self.sliding_window is not None else -1,
+        )
         return self.o_proj(ops.reshape(out, shape=[n_tokens, -1]))
 
 
