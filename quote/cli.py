@@ -4,7 +4,8 @@
 Subcommands:
 
 - ``quote tiny-model DIR [--variant NAME] [--seed N]``: write the embedded tiny Gemma3 checkpoint.
-- ``quote serve [--model PATH] [--devices cpu] [--host H] [--port P] [--reload]``: serve a model
+- ``quote serve [--model PATH] [--devices cpu] [--host H] [--port P] [--mods-dir DIR]
+  [--mod MODULE:ATTR] [--reload]``: serve a model
   through MAX's OpenAI-compatible server with Quote's architecture and pipeline
   (``max serve --custom-architectures quote.custom_arch``). Without ``--model`` it serves the
   embedded tiny model, building it under ``.quote/tiny-model`` first if missing.
@@ -82,6 +83,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     env["QUOTE_LOG_LEVEL"] = str(args.log_level).upper()
     if args.reload:
         env["QUOTE_RELOAD"] = "1"
+    env["QUOTE_MODS_DIR"] = str(args.mods_dir)
+    if args.mod:
+        env["QUOTE_PRELOAD_MODS"] = ",".join(args.mod)
     cmd = serve_command(args)
     logger.info("running %s", " ".join(cmd))
     return subprocess.call(cmd, env=env)
@@ -100,6 +104,18 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--max-length", type=int, default=4096, help="max tokens per request")
     parser.add_argument(
         "--reload", action="store_true", help="development: hot-swap quote/hot/execute_impl.py"
+    )
+    parser.add_argument(
+        "--mods-dir",
+        default=os.environ.get("QUOTE_MODS_DIR", ".quote/mods"),
+        help="where registered mods are stored (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mod",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="preload a mod from an importable module (repeatable)",
     )
     parser.set_defaults(handler=_cmd_serve)
 

@@ -10,3 +10,12 @@ from quote.custom_arch.gemma3.arch import quote_gemma3_arch
 ARCHITECTURES = [quote_gemma3_arch]
 
 __all__ = ["ARCHITECTURES"]
+
+try:  # the server's routes only matter where max.serve is importable (it is, with modular)
+    from quote.server import install as _install_routes
+
+    _install_routes()
+except ImportError as _exc:  # pragma: no cover - MAX without its serve extra
+    import logging as _logging
+
+    _logging.getLogger(__name__).warning("Quote's HTTP routes not installed: %s", _exc)

@@ -29,7 +29,11 @@ def dev_mode_enabled() -> bool:
 
 
 class HotModule:
-    """Holds the current ``execute_impl`` module; reloads it when its file changes."""
+    """Holds the current ``execute_impl`` module; reloads it when its file changes.
+
+    The watched file is ``path``, else ``$QUOTE_EXECUTE_IMPL``, else the installed
+    ``quote/hot/execute_impl.py``.
+    """
 
     def __init__(
         self,
@@ -41,7 +45,7 @@ class HotModule:
         self.module_name = module_name
         self.enabled = dev_mode_enabled() if enabled is None else enabled
         self.module: ModuleType = importlib.import_module(module_name)
-        file = path or self.module.__file__
+        file = path or os.environ.get("QUOTE_EXECUTE_IMPL") or self.module.__file__
         assert file is not None
         self.path = file
         self.generation = 0

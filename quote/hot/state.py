@@ -85,6 +85,7 @@ class RequestState:
     tool_calls: list[dict[str, Any]] | None = None
     forward_passes: int = 0
     raw_id: Any = None
+    ticket: str | None = None
 
     @property
     def finished(self) -> bool:

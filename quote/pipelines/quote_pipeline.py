@@ -7,6 +7,7 @@ Installed as the ``pipeline_cls`` of Quote's architecture. Its per-step entry po
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -14,8 +15,10 @@ from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPi
 
 from quote.hot.reloader import HotModule
 from quote.hot.state import RequestOptions, RequestState, Trace
+from quote.mods.registry import ModRegistry, RegistryError, load_preloaded
 from quote.mods.session import ModFailure, ModSession
-from quote.sdk.context import RequestInfo
+from quote.mods.spool import write_result
+from quote.sdk.context import Conversation, RequestInfo
 
 __all__ = ["QuotePipeline"]
 
@@ -40,6 +43,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self.enable_prefix_caching = bool(
             self._pipeline_config.model.kv_cache.enable_prefix_caching
         )
+        self.registry = ModRegistry(preloaded=load_preloaded())
 
     # --- MAX entry points -------------------------------------------------------------
     def execute(self, inputs: Any) -> Any:
@@ -76,7 +80,10 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         state = self.quote_states.get(rid)
         if state is not None:
             return state
-        options = self._pending_options.pop(rid, None) or getattr(ctx, "quote_options", None)
+        options = self._pending_options.pop(rid, None)
+        ticket, load_error = None, None
+        if options is None and getattr(ctx, "quote_options", None):
+            options, ticket, load_error = self._options_from_wire(str(ctx.quote_options))
         options = options if isinstance(options, RequestOptions) else RequestOptions()
         info = RequestInfo(str(rid), conversation=options.conversation, mod_args=dict(options.args))
         state = RequestState(
@@ -86,7 +93,11 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             stream=options.stream,
             trace=Trace() if options.trace else None,
             raw_id=rid,
+            ticket=ticket,
         )
+        if load_error is not None:
+            state.session = ModSession(info, self.tokenizer.delegate, [])
+            self._fail_at_start(state, ctx, load_error)
         if options.mods:
             session = ModSession(info, self.tokenizer.delegate, list(options.mods))
             if state.trace is not None:
@@ -100,17 +111,61 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             try:
                 session.start()
             except ModFailure as exc:
-                state.error = str(exc)
-                state.finish_reason = "error"
-                state.prefilled = True
-                state.prompt_len = ctx.tokens.prompt_length
-                state.max_len = int(ctx.max_length)
+                self._fail_at_start(state, ctx, str(exc))
         self.quote_states[rid] = state
         return state
 
+    @staticmethod
+    def _fail_at_start(state: RequestState, ctx: Any, message: str) -> None:
+        state.error = message
+        state.finish_reason = "error"
+        state.prefilled = True
+        state.prompt_len = ctx.tokens.prompt_length
+        state.max_len = int(ctx.max_length)
+
+    def _options_from_wire(self, raw: str) -> tuple[RequestOptions | None, str | None, str | None]:
+        """Options sent by Quote's HTTP routes: resolve mod names in the registry."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None, None, "malformed Quote options"
+        ticket = data.get("ticket")
+        mods = []
+        for name in data.get("mods", []):
+            try:
+                mods.append(self.registry.load(str(name)))
+            except KeyError:
+                return None, ticket, f"mod '{name}' is not registered"
+            except RegistryError as exc:
+                return None, ticket, str(exc)
+        conv = data.get("conversation") or {}
+        options = RequestOptions(
+            mods=mods,
+            args=dict(data.get("args") or {}),
+            stream=bool(data.get("stream", True)),
+            trace=bool(data.get("trace", False)),
+            conversation=Conversation(
+                messages=list(conv.get("messages") or []),
+                tools=list(conv.get("tools") or []),
+                response_format=conv.get("response_format"),
+            ),
+        )
+        return options, ticket, None
+
     def quote_finish(self, state: RequestState, generated: list[int]) -> None:
         """Record a finished request's outcome for :meth:`take_result`."""
-        self.quote_results[state.raw_id] = state.result(generated)
+        result = state.result(generated)
+        if state.ticket:
+            try:
+                write_result(
+                    state.ticket, {k: v for k, v in result.items() if k != "completion_tokens"}
+                )
+            except (OSError, ValueError) as exc:
+                logger.error(
+                    "could not hand request %s's result to the API: %s", state.request_id, exc
+                )
+            return
+        self.quote_results[state.raw_id] = result
 
     def quote_sync_kv(self, ctx: Any, *, rewound: bool, after_forward: bool) -> None:
         """Keep the KV cache consistent with the context's tokens.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -358,6 +359,9 @@ def test_cli_subprocess(tmp_path: pathlib.Path, model_dirs: dict[str, pathlib.Pa
     result = subprocess.run(
         [sys.executable, "-m", "quote.cli", "tiny-model", str(out)],
         cwd=REPO,
+        # Python's own copy of the environment: MAX's native code (loaded by integration
+        # tests earlier in the session) edits the C-level environment of this process.
+        env=dict(os.environ),
         capture_output=True,
         text=True,
         timeout=60,

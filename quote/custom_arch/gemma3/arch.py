@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from max.graph.weights import WeightsFormat
-from max.pipelines.context import TextContext
 from max.pipelines.kv_cache.memory_planner import PagedMemoryPlanner
-from max.pipelines.lib import SupportedArchitecture, TextTokenizer
+from max.pipelines.lib import SupportedArchitecture
 from max.pipelines.modeling.types import PipelineTask
 
 from quote.custom_arch.gemma3 import weight_adapters
 from quote.custom_arch.gemma3.config import QuoteGemma3Config
 from quote.custom_arch.gemma3.model import QuoteGemma3BatchProcessor, QuoteGemma3Model
+from quote.pipelines.context import QuoteContext, QuoteTokenizer
 from quote.pipelines.quote_pipeline import QuotePipeline
 
 __all__ = ["quote_gemma3_arch"]
@@ -24,8 +24,8 @@ quote_gemma3_arch = SupportedArchitecture(
     pipeline_model=QuoteGemma3Model,
     batching=QuoteGemma3BatchProcessor,
     task=PipelineTask.TEXT_GENERATION,
-    tokenizer=TextTokenizer,
-    context_type=TextContext,
+    tokenizer=QuoteTokenizer,
+    context_type=QuoteContext,
     default_weights_format=WeightsFormat.safetensors,
     multi_gpu_supported=False,
     weight_adapters={WeightsFormat.safetensors: weight_adapters.convert_safetensor_state_dict},

@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Benchmark 1: per-step overhead of Quote's mods against MAX's stock pipeline.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_overhead.py [--model DIR] [--devices cpu|gpu]
+        [--batch-sizes 1,16,64] [--reps 3] [--steps 64] [--prompt-len 128]
+        [--profile] [--patched] [--out /tmp/quote-bench/overhead.json]
+
+Four configurations, same checkpoint, same process, interleaved per repetition
+(``stock none noop mask stock none noop mask ...``):
+
+- ``stock``: MAX's ``TextGenerationPipeline`` (``load_pipeline(stock=True)``);
+- ``none``: ``QuotePipeline``, no mod (it falls back to the stock step);
+- ``noop``: ``QuotePipeline``, a mod that returns Noop on every event;
+- ``mask``: ``QuotePipeline``, a mod returning a fixed sparse ``AdjustedLogits(allow=...)``
+  at every ``ForwardPass`` (what ``constrain(Choices(...))`` does per step).
+
+Every request is greedy with ``ignore_eos``, a fixed prompt and ``--steps`` decode steps;
+only decode steps are timed (each ``execute`` call after the prefill). The tables give the
+median ms/step, tokens/s (batch / step time) and the ratio of tokens/s to ``stock``.
+
+``--profile`` adds a cProfile of the ``noop`` configuration at each batch size.
+``--patched`` monkeypatches the proposed step changes from ``benchmarks/_patched_step.py``
+into ``quote.hot.execute_impl`` and adds ``noop+p`` / ``mask+p`` configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from _common import (
+    Stepper,
+    add_common_args,
+    machine_info,
+    markdown_table,
+    median_ms,
+    model_dir,
+    random_prompt,
+    run_timed,
+    write_json,
+)
+
+from quote.sdk import mod
+from quote.sdk.actions import AdjustedLogits
+from quote.sdk.events import ForwardPass
+
+ALLOW = tuple(range(200, 232))
+"""The mask mod's allow-list: 32 ordinary token ids (the HF peer benchmark uses the same)."""
+
+TARGETS = {("none", 1): 0.97, ("none", 16): 0.97, ("noop", 1): 0.90, ("noop", 16): 0.95}
+"""Issue 8's targets: minimum tokens/s ratio to stock by (configuration, batch size)."""
+
+
+@mod(name="noop", hold_back=0)
+def noop_mod(event: Any, actions: Any, tokenizer: Any) -> None:
+    """Returns Noop on every event."""
+    return None
+
+
+_MASK = AdjustedLogits(allow=ALLOW)
+
+
+@mod(name="mask", hold_back=0)
+def mask_mod(event: Any, actions: Any, tokenizer: Any) -> AdjustedLogits | None:
+    """A fixed sparse allow-list at every ``ForwardPass`` (the action is built once)."""
+    if isinstance(event, ForwardPass):
+        return _MASK
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print tables; write JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_args(p, reps=3, out="/tmp/quote-bench/overhead.json")
+    p.add_argument("--batch-sizes", default="1,16,64")
+    p.add_argument("--steps", type=int, default=64, help="decode steps per run")
+    p.add_argument("--prompt-len", type=int, default=128)
+    p.add_argument("--profile", action="store_true", help="cProfile the noop configuration")
+    p.add_argument(
+        "--patched", action="store_true", help="also run the proposed execute_impl changes"
+    )
+    args = p.parse_args(argv)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+
+    from quote.pipelines.loader import load_pipeline
+
+    path = model_dir(args.model)
+    kw: dict[str, Any] = {
+        "devices": args.devices,
+        "max_batch_size": max(batch_sizes),
+        "max_length": max(2048, args.prompt_len + args.steps + 8),
+    }
+    t0 = time.perf_counter()
+    stock = load_pipeline(path, stock=True, **kw)
+    quote = load_pipeline(path, **kw)
+    print(f"loaded both pipelines in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    vocab = int(quote.pipeline.vocab_size)
+    prompt = random_prompt(args.prompt_len, vocab, seed=0)
+
+    configs: dict[str, tuple[Any, list[Any], bool]] = {
+        "stock": (stock, [], False),
+        "none": (quote, [], False),
+        "noop": (quote, [noop_mod], False),
+        "mask": (quote, [mask_mod], False),
+    }
+    if args.patched:
+        configs["noop+p"] = (quote, [noop_mod], True)
+        configs["mask+p"] = (quote, [mask_mod], True)
+
+    def stepper(name: str, b: int, steps: int) -> Stepper:
+        loaded, mods, _ = configs[name]
+        return Stepper(loaded, [prompt] * b, max_new_tokens=steps, mods=mods)
+
+    def step(name: str, s: Stepper) -> float:
+        if configs[name][2]:
+            with _patched().installed():
+                return s.step()
+        return s.step()
+
+    # Warm-up: a short run of each configuration at each batch size (first-step costs).
+    for b in batch_sizes:
+        for name in configs:
+            s = stepper(name, b, 4)
+            while not s.done:
+                step(name, s)
+            s.close()
+
+    # Every configuration's batch runs side by side; each round steps each of them once
+    # (rotating the order), so noise from other processes hits all of them alike.
+    times: dict[tuple[str, int], list[float]] = {}
+    paired: dict[tuple[str, int], list[float]] = {}
+    names = list(configs)
+    for rep in range(args.reps):
+        for b in batch_sizes:
+            steppers = {n: stepper(n, b, args.steps) for n in names}
+            for n, s in steppers.items():  # prefill, untimed
+                step(n, s)
+            for rnd in range(args.steps - 1):
+                order = names[rnd % len(names) :] + names[: rnd % len(names)]
+                got = {n: step(n, steppers[n]) for n in order}
+                for n in names:
+                    times.setdefault((n, b), []).append(got[n])
+                    paired.setdefault((n, b), []).append(got["stock"] / got[n])
+            for n, s in steppers.items():
+                timed = s.close()
+                if n.startswith("mask") and rep == 0:
+                    assert all(t in ALLOW for t in timed.tokens[0]), "mask mod not applied"
+        print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
+
+    rows = []
+    results = []
+    for b in batch_sizes:
+        base_ms = median_ms(times[("stock", b)])
+        for name in names:
+            ms = median_ms(times[(name, b)])
+            ratio = statistics.median(paired[(name, b)])
+            target = TARGETS.get((name, b))
+            verdict = "" if target is None else ("met" if ratio >= target else "MISSED")
+            rows.append(
+                [
+                    b,
+                    name,
+                    f"{base_ms:.3f} ms ({b / base_ms * 1e3:.0f} tok/s)",
+                    f"{ms:.3f} ms ({b / ms * 1e3:.0f} tok/s)",
+                    f"{base_ms / ms:.3f}x",
+                    f"{ratio:.3f}x",
+                    f">= {target}x {verdict}" if target else "",
+                ]
+            )
+            results.append(
+                {
+                    "batch": b,
+                    "config": name,
+                    "stock_ms_per_step": base_ms,
+                    "quote_ms_per_step": ms,
+                    "stock_tok_s": b / base_ms * 1e3,
+                    "quote_tok_s": b / ms * 1e3,
+                    "ratio_of_medians": base_ms / ms,
+                    "ratio_paired_median": ratio,
+                    "overhead_us_per_request_step": (ms - base_ms) * 1e3 / b,
+                    "target": target,
+                    "met": None if target is None else ratio >= target,
+                    "steps_timed": len(times[(name, b)]),
+                }
+            )
+    print(
+        f"\n### Mod overhead ({args.devices}; {args.prompt_len}-token prompt, "
+        f"{args.steps} decode steps, {args.reps} reps, configurations interleaved step by "
+        "step; median ms/step)\n"
+    )
+    print(
+        markdown_table(
+            [
+                "batch",
+                "configuration",
+                "stock MAX",
+                "Quote",
+                "ratio of medians (tok/s)",
+                "paired ratio (median per round)",
+                "target (paired)",
+            ],
+            rows,
+        )
+    )
+
+    profiles: dict[str, str] = {}
+    if args.profile:
+        for b in batch_sizes:
+            profiles[f"noop@{b}"] = _profile(
+                lambda b=b: run_timed(
+                    quote, [prompt] * b, max_new_tokens=args.steps, mods=[noop_mod]
+                )
+            )
+            print(f"\n#### cProfile, noop mod, batch {b} (one run, top 25 by tottime)\n")
+            print("```\n" + profiles[f"noop@{b}"] + "```")
+
+    write_json(
+        args.out,
+        {
+            "benchmark": "overhead",
+            "machine": machine_info(args.devices),
+            "model": str(path),
+            "args": vars(args),
+            "allow": list(ALLOW),
+            "results": results,
+            "profiles": profiles,
+        },
+    )
+    return 0
+
+
+def _patched() -> Any:
+    import _patched_step
+
+    return _patched_step
+
+
+def _profile(fn: Callable[[], Any]) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+    text = s.getvalue()
+    start = text.find("   ncalls")
+    return text[start:] if start >= 0 else text
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

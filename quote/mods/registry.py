@@ -1,0 +1,303 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The on-disk mod registry shared by the API process (writes) and the model worker (loads).
+
+Layout under the mods directory (``--mods-dir``, env ``QUOTE_MODS_DIR``)::
+
+    <name>/meta.json      {"name", "entrypoint", "description", "version", "created"}
+    <name>/files/...      the mod's source files
+
+Writes are atomic: a new version is built in ``.tmp-*`` and renamed into place; a
+replaced version is moved to ``.trash-*`` first and deleted after. :func:`recover`
+(run at start-up) removes leftovers and restores a version whose replacement was
+interrupted, so a crash never leaves a half-registered mod.
+
+Loading executes the mod's code in the calling process: registering a mod is
+running code on the server (see SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+import types
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quote.sdk.mod import ModDefinition, as_definition
+
+__all__ = [
+    "ModRegistry",
+    "ModSpec",
+    "RegistryError",
+    "default_mods_dir",
+    "load_preloaded",
+    "validate_name",
+    "validate_path",
+]
+
+logger = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PATH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}\.py$")
+ENTRY_RE = re.compile(r"^(?:([A-Za-z_][A-Za-z0-9_.]*):)?([A-Za-z_][A-Za-z0-9_]*)$")
+SINGLE_FILE = "main.py"
+_PKG = "quote_user_mods"
+
+
+class RegistryError(ValueError):
+    """A registration request is invalid (bad name, path, entrypoint or code)."""
+
+
+def default_mods_dir() -> Path:
+    """``$QUOTE_MODS_DIR`` or ``.quote/mods`` (relative to the working directory)."""
+    return Path(os.environ.get("QUOTE_MODS_DIR", ".quote/mods"))
+
+
+def validate_name(name: str) -> str:
+    """Mod names: lowercase letters, digits, ``-`` and ``_``; 1-64 chars; no path tricks."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise RegistryError(
+            f"invalid mod name {name!r}: use 1-64 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def validate_path(path: str) -> str:
+    """Bundle paths: relative ``.py`` paths that cannot escape the bundle."""
+    parts = path.split("/")
+    if not PATH_RE.match(path) or any(p in ("", ".", "..") for p in parts):
+        raise RegistryError(f"invalid source path {path!r}: use relative paths like 'pkg/mod.py'")
+    return path
+
+
+@dataclass(frozen=True)
+class ModSpec:
+    """A registered mod as stored (metadata only)."""
+
+    name: str
+    entrypoint: str
+    description: str
+    version: str
+    created: float
+    files: tuple[str, ...] = ()
+    preloaded: bool = False
+
+    def public(self) -> dict[str, Any]:
+        """JSON form for the HTTP API."""
+        return {
+            "name": self.name,
+            "entrypoint": self.entrypoint,
+            "description": self.description,
+            "version": self.version,
+            "created": int(self.created),
+            "files": list(self.files),
+            "preloaded": self.preloaded,
+        }
+
+
+def normalise_source(
+    source: str | Mapping[str, str], entrypoint: str
+) -> tuple[dict[str, str], str]:
+    """``(files, module:attr)`` from a single source or a ``{path: code}`` bundle."""
+    m = ENTRY_RE.match(entrypoint or "")
+    if not m:
+        raise RegistryError(f"invalid entrypoint {entrypoint!r}: use 'ATTR' or 'module.path:ATTR'")
+    module, attr = m.group(1), m.group(2)
+    if isinstance(source, str):
+        files = {SINGLE_FILE: source}
+        module = module or "main"
+    elif isinstance(source, Mapping) and source:
+        files = {validate_path(str(k)): str(v) for k, v in source.items()}
+        if module is None:
+            if len(files) != 1:
+                raise RegistryError("a bundle of several files needs an entrypoint 'module:ATTR'")
+            module = next(iter(files))[:-3].replace("/", ".")
+    else:
+        raise RegistryError("source must be a string or a non-empty {path: code} object")
+    candidates = {module.replace(".", "/") + ".py", module.replace(".", "/") + "/__init__.py"}
+    if not candidates & set(files):
+        raise RegistryError(f"entrypoint module {module!r} is not in the source files")
+    return files, f"{module}:{attr}"
+
+
+def load_from_dir(files_dir: Path, entrypoint: str, tag: str, name: str) -> ModDefinition:
+    """Import ``entrypoint`` from a bundle directory under a private package; return the mod."""
+    module, attr = entrypoint.split(":", 1)
+    if _PKG not in sys.modules:
+        root = types.ModuleType(_PKG)
+        root.__path__ = []
+        sys.modules[_PKG] = root
+    pkg_name = f"{_PKG}.m_{tag}"
+    if pkg_name not in sys.modules:
+        pkg = types.ModuleType(pkg_name)
+        pkg.__path__ = [str(files_dir)]
+        sys.modules[pkg_name] = pkg
+    full = f"{pkg_name}.{module}"
+    try:
+        mod = importlib.import_module(full)
+    except Exception as exc:  # noqa: BLE001 - user code: report any import failure
+        for key in [k for k in sys.modules if k == pkg_name or k.startswith(pkg_name + ".")]:
+            del sys.modules[key]
+        raise RegistryError(f"mod '{name}' failed to import: {type(exc).__name__}: {exc}") from exc
+    obj = getattr(mod, attr, None)
+    if obj is None:
+        raise RegistryError(f"mod '{name}': module {module!r} has no attribute {attr!r}")
+    try:
+        return as_definition(obj, name=name)
+    except TypeError as exc:
+        raise RegistryError(f"mod '{name}': {exc}") from exc
+
+
+def load_preloaded(specs: str | None = None) -> dict[str, ModDefinition]:
+    """Mods named by ``--mod MODULE:ATTR`` (env ``QUOTE_PRELOAD_MODS``, comma-separated)."""
+    raw = specs if specs is not None else os.environ.get("QUOTE_PRELOAD_MODS", "")
+    out: dict[str, ModDefinition] = {}
+    for item in filter(None, (s.strip() for s in raw.split(","))):
+        module, _, attr = item.partition(":")
+        if not attr:
+            raise RegistryError(f"--mod {item!r}: use MODULE:ATTR")
+        definition = as_definition(getattr(importlib.import_module(module), attr))
+        out[validate_name(definition.name.lower().replace(".", "-"))] = definition
+    return out
+
+
+class ModRegistry:
+    """Registered mods in a directory: list, read, write atomically, load (cached by version)."""
+
+    def __init__(
+        self, root: Path | str | None = None, preloaded: Mapping[str, ModDefinition] | None = None
+    ) -> None:
+        self.root = Path(root) if root is not None else default_mods_dir()
+        self.preloaded = dict(preloaded or {})
+        self._cache: dict[str, tuple[str, ModDefinition]] = {}
+
+    # --- reading ------------------------------------------------------------------
+    def spec(self, name: str) -> ModSpec | None:
+        """The stored metadata of ``name`` (or a preloaded mod), or None."""
+        if name in self.preloaded:
+            d = self.preloaded[name]
+            return ModSpec(name, f"<preloaded {d!r}>", "", "preloaded", 0.0, preloaded=True)
+        if not NAME_RE.match(name):
+            return None
+        meta = self.root / name / "meta.json"
+        try:
+            data = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None
+        files = sorted(
+            str(p.relative_to(self.root / name / "files"))
+            for p in (self.root / name / "files").rglob("*.py")
+        )
+        return ModSpec(
+            data["name"],
+            data["entrypoint"],
+            data.get("description", ""),
+            data["version"],
+            float(data.get("created", 0)),
+            tuple(files),
+        )
+
+    def list(self) -> list[ModSpec]:
+        """Every registered and preloaded mod, by name."""
+        names = set(self.preloaded)
+        if self.root.is_dir():
+            names |= {p.name for p in self.root.iterdir() if p.is_dir() and NAME_RE.match(p.name)}
+        specs = [self.spec(n) for n in sorted(names)]
+        return [s for s in specs if s is not None]
+
+    def load(self, name: str) -> ModDefinition:
+        """The current definition of ``name`` (re-imported when its version changed)."""
+        if name in self.preloaded:
+            return self.preloaded[name]
+        spec = self.spec(name)
+        if spec is None:
+            raise KeyError(name)
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == spec.version:
+            return cached[1]
+        definition = load_from_dir(self.root / name / "files", spec.entrypoint, spec.version, name)
+        self._cache[name] = (spec.version, definition)
+        return definition
+
+    # --- writing ------------------------------------------------------------------
+    def write(
+        self, name: str, files: Mapping[str, str], entrypoint: str, description: str
+    ) -> ModSpec:
+        """Store a new version of ``name`` atomically and return its spec."""
+        validate_name(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        version = uuid.uuid4().hex
+        tmp = self.root / f".tmp-{version}"
+        files_dir = tmp / "files"
+        for rel, code in files.items():
+            target = (files_dir / validate_path(rel)).resolve()
+            if not str(target).startswith(str(files_dir.resolve()) + os.sep):
+                raise RegistryError(f"source path {rel!r} escapes the bundle")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(code)
+        meta = {
+            "name": name,
+            "entrypoint": entrypoint,
+            "description": description,
+            "version": version,
+            "created": time.time(),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        _fsync_dir(tmp)
+        final = self.root / name
+        trash = self.root / f".trash-{name}-{version}"
+        if final.exists():
+            os.rename(final, trash)
+        os.rename(tmp, final)
+        _fsync_dir(self.root)
+        shutil.rmtree(trash, ignore_errors=True)
+        spec = self.spec(name)
+        assert spec is not None
+        return spec
+
+    def delete(self, name: str) -> bool:
+        """Remove ``name``; False when it was not registered."""
+        if not NAME_RE.match(name) or not (self.root / name).is_dir():
+            return False
+        trash = self.root / f".trash-{name}-{uuid.uuid4().hex}"
+        os.rename(self.root / name, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        self._cache.pop(name, None)
+        return True
+
+    def recover(self) -> None:
+        """Clean up after an interrupted write (run at start-up)."""
+        if not self.root.is_dir():
+            return
+        for p in self.root.iterdir():
+            if p.name.startswith(".tmp-"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.name.startswith(".trash-"):
+                name = p.name[len(".trash-") :].rsplit("-", 1)[0]
+                if NAME_RE.match(name) and not (self.root / name).exists():
+                    os.rename(p, self.root / name)
+                    logger.warning("restored mod %s after an interrupted replacement", name)
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Quote's additions to MAX's OpenAI-compatible server (``max serve``).
+
+:func:`install` puts Quote's routes in front of MAX's OpenAI routes; it runs when
+``quote.custom_arch`` is imported (by ``max serve --custom-architectures
+quote.custom_arch`` and by ``quote serve``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["install"]
+
+_installed = False
+
+
+def install() -> None:
+    """Register Quote's router ahead of MAX's OpenAI routes (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from max.serve import api_server
+    from max.serve.config import APIType
+
+    from quote.server import routes
+
+    current = tuple(api_server.ROUTES[APIType.OPENAI])
+    if routes not in current:
+        api_server.ROUTES[APIType.OPENAI] = (routes, *current)
+    _installed = True

@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Quote's HTTP routes inside MAX's OpenAI-compatible server.
+
+* ``POST /v1/chat/completions`` and ``POST /v1/completions``: select mods by model
+  name, pass options to the worker, then hand the request to MAX's own handler and
+  finish its response with Quote's outcome (tool calls, mod errors, trace).
+* ``GET /v1/models``: MAX's list plus one ``<served>/<mod>`` entry per mod.
+* ``/v1/mods``: the mod registry (writes need ``QUOTE_ADMIN_KEY``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from quote.mods.spool import read_result
+from quote.pipelines.context import pending_options
+from quote.server.admin import registry
+from quote.server.admin import router as admin_router
+from quote.server.options import QuoteHTTPError, error_body, select
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1")
+router.include_router(admin_router)
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _max_routes() -> Any:
+    from max.serve.router import openai_routes
+
+    return openai_routes
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(request: Request) -> Any:
+    """MAX's chat completions, with mods selected by ``model: "<served>/<mod>"``."""
+    return await _proxy(request, _max_routes().openai_create_chat_completion, chat=True)
+
+
+@router.post("/completions", response_model=None)
+async def completions(request: Request) -> Any:
+    """MAX's text completions, with mods selected by ``model: "<served>/<mod>"``."""
+    return await _proxy(request, _max_routes().openai_create_completion, chat=False)
+
+
+@router.get("/models", response_model=None)
+async def models(request: Request) -> Any:
+    """The served model (MAX's entry) plus one entry per registered mod."""
+    listing = await _max_routes().openai_get_models(request)
+    data = jsonable_encoder(listing)
+    served = request.app.state.pipeline.model_name
+    base = data["data"][0] if data.get("data") else {"created": 0, "owned_by": ""}
+    for spec in registry().list():
+        entry = dict(base)
+        entry.update(id=f"{served}/{spec.name}", owned_by="quote")
+        data["data"].append(entry)
+    return JSONResponse(data)
+
+
+async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return await handler(_with_body(request, raw))  # MAX answers 400 itself
+    served = request.app.state.pipeline.model_name
+    reg = registry()
+    try:
+        sel = select(body, served, lambda name: reg.spec(name) is not None, chat=chat)
+    except QuoteHTTPError as exc:
+        return JSONResponse(exc.body(), status_code=exc.status)
+    pending_options.set(sel.options)
+    response = await handler(_with_body(request, json.dumps(sel.body).encode()))
+    if sel.ticket is None:
+        return response
+    if hasattr(response, "body_iterator"):
+        response.body_iterator = _finish_stream(response.body_iterator, sel.ticket, chat)
+        return response
+    if isinstance(response, Response):
+        return response  # MAX's own error response
+    return await _finish_json(jsonable_encoder(response), sel.ticket, chat)
+
+
+def _with_body(request: Request, body: bytes) -> Request:
+    sent = False
+
+    async def receive() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()
+
+    return Request(request.scope, receive)
+
+
+async def _result(ticket: str) -> dict[str, Any]:
+    return await asyncio.to_thread(read_result, ticket) or {}
+
+
+def _mod_error(message: str) -> tuple[int, dict[str, Any]]:
+    emitted = " emitted an error" in message
+    status = 400 if emitted else 500
+    return status, error_body(
+        message, "mod_error", "mod_emitted_error" if emitted else "mod_failed"
+    )
+
+
+def _tool_calls(calls: list[dict[str, Any]], ticket: str) -> list[dict[str, Any]]:
+    out = []
+    for i, c in enumerate(calls):
+        args = c.get("arguments", {})
+        out.append(
+            {
+                "index": i,
+                "id": c.get("id") or f"call_{ticket[:12]}_{i}",
+                "type": "function",
+                "function": {
+                    "name": c["name"],
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+        )
+    return out
+
+
+async def _finish_json(data: dict[str, Any], ticket: str, chat: bool) -> JSONResponse:
+    result = await _result(ticket)
+    if result.get("error"):
+        status, body = _mod_error(str(result["error"]))
+        return JSONResponse(body, status_code=status)
+    choice = data["choices"][0]
+    if result.get("tool_calls"):
+        calls = _tool_calls(result["tool_calls"], ticket)
+        for c in calls:
+            del c["index"]
+        choice["finish_reason"] = "tool_calls"
+        if chat:
+            choice["message"]["tool_calls"] = calls
+            choice["message"]["content"] = choice["message"].get("content") or None
+        else:
+            data["quote"] = {"tool_calls": calls}
+    if "trace" in result:
+        data.setdefault("quote", {})["trace"] = result["trace"]
+    return JSONResponse(data)
+
+
+async def _finish_stream(items: AsyncIterator[Any], ticket: str, chat: bool) -> AsyncIterator[Any]:
+    done = False
+    async for item in items:
+        text = item if isinstance(item, str) else getattr(item, "data", None)
+        if text == "[DONE]":
+            done = True
+            yield item
+            continue
+        try:
+            chunk = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            chunk = None
+        finish = _finish_reason(chunk)
+        if chunk is None or finish is None:
+            yield item
+            continue
+        result = await _result(ticket)
+        if result.get("error"):
+            chunk["choices"][0]["finish_reason"] = None
+            if _has_content(chunk, chat):
+                yield json.dumps(chunk)
+            yield json.dumps(_mod_error(str(result["error"]))[1])
+            yield "[DONE]"
+            return
+        if result.get("tool_calls"):
+            if chat:
+                head = json.loads(json.dumps(chunk))
+                head["choices"][0]["delta"] = {
+                    "role": "assistant",
+                    "tool_calls": _tool_calls(result["tool_calls"], ticket),
+                }
+                head["choices"][0]["finish_reason"] = None
+                yield json.dumps(head)
+            else:
+                chunk.setdefault("quote", {})["tool_calls"] = _tool_calls(
+                    result["tool_calls"], ticket
+                )
+            chunk["choices"][0]["finish_reason"] = "tool_calls"
+        if "trace" in result:
+            chunk.setdefault("quote", {})["trace"] = result["trace"]
+        yield json.dumps(chunk)
+    if not done:
+        yield "[DONE]"
+
+
+def _finish_reason(chunk: Any) -> str | None:
+    if not isinstance(chunk, dict):
+        return None
+    choices = chunk.get("choices") or []
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    reason = choices[0].get("finish_reason")
+    return str(reason) if reason else None
+
+
+def _has_content(chunk: dict[str, Any], chat: bool) -> bool:
+    c = chunk["choices"][0]
+    return bool((c.get("delta") or {}).get("content")) if chat else bool(c.get("text"))
