@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Run every demo mod in-process on a local checkpoint (default: the tiny model).
+
+Usage::
+
+    python -m examples.demos.run [MODEL_DIR]
+
+``MODEL_DIR`` defaults to ``.quote/tiny-model``; the tiny checkpoint is written there
+(``quote tiny-model``) when it is missing. The tiny model's weights are random, so the
+text is gibberish: watch what each mod does to it, not the prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+from typing import Any
+
+from examples.demos.mods import DEMOS
+from quote.hot.state import RequestOptions
+from quote.sdk import Conversation
+
+__all__ = ["WEATHER_TOOL", "demo_requests", "main"]
+
+logger = logging.getLogger(__name__)
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+"""The OpenAI-style tool schema ``weather_tool`` looks for."""
+
+
+def demo_requests(tokenizer: Any) -> dict[str, tuple[str, RequestOptions]]:
+    """For each demo: its prompt and request options."""
+    weather = Conversation(
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER_TOOL],
+    )
+    return {
+        "greeting": ("Say something.", RequestOptions(mods=[DEMOS["greeting"]])),
+        "no_letter_e": ("Write a sentence.", RequestOptions(mods=[DEMOS["no_letter_e"]])),
+        "replace_phrase": (
+            "Where is the data?",
+            RequestOptions(
+                mods=[DEMOS["replace_phrase"]], args={"phrase": "the", "replacement": "THE"}
+            ),
+        ),
+        "stop_early": ("Tell me a story.", RequestOptions(mods=[DEMOS["stop_early"]], args={"limit": 5})),
+        "weather_tool": (
+            "What is the weather in Paris?",
+            RequestOptions(mods=[DEMOS["weather_tool"]], conversation=weather),
+        ),
+        "rewrite_prompt": ("What is Quote?", RequestOptions(mods=[DEMOS["rewrite_prompt"]])),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Load the model, run each demo once next to an unmodded baseline, print both."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default=".quote/tiny-model")
+    parser.add_argument("--max-tokens", type=int, default=24)
+    args = parser.parse_args(argv)
+    model = pathlib.Path(args.model)
+    if not (model / "config.json").exists():
+        from quote.tiny import write_tiny_model
+
+        write_tiny_model(model)
+    from quote.pipelines.loader import load_pipeline
+    from quote.pipelines.local import LocalEngine, Request
+
+    loaded = load_pipeline(model, devices="cpu", max_batch_size=16, max_length=2048)
+    tok = loaded.hf_tokenizer
+    engine = LocalEngine(loaded)
+    for name, (prompt, options) in demo_requests(tok).items():
+        ids = [int(t) for t in tok.encode(prompt)]
+        base, res = engine.generate(
+            [
+                Request(ids, args.max_tokens, ignore_eos=True),
+                Request(ids, args.max_tokens, ignore_eos=True, options=options),
+            ]
+        )
+        print(f"== {name}  (prompt {prompt!r})")
+        print(f"   without the mod: {tok.decode(base.tokens)!r}")
+        print(f"   with the mod:    {tok.decode(res.tokens)!r}  finish={res.finish_reason}")
+        if res.tool_calls:
+            print(f"   tool calls:      {res.tool_calls}")
+        if res.error:
+            print(f"   error:           {res.error}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()
