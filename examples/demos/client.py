@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
             **extra,
         )
 
-    quote_args = {"chat_template_kwargs": {"quote": {"args": {"phrase": "the", "replacement": "THE"}}}}
+    quote_args = {
+        "chat_template_kwargs": {"quote": {"args": {"phrase": "data", "replacement": "DATA"}}}
+    }
     for mod, content, extra in [
         ("greeting", "Say something.", {}),
         ("no_letter_e", "Write a sentence.", {}),

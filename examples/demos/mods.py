@@ -210,4 +210,3 @@ DEMOS: dict[str, ModDefinition] = {
     "rewrite_prompt": rewrite_prompt,
 }
 """Every demo by its served name (``"<served>/<name>"``)."""
-

@@ -19,9 +19,9 @@ from typing import Any
 
 from examples.demos.mods import DEMOS
 from quote.hot.state import RequestOptions
-from quote.sdk import Conversation
+from quote.sdk import Action, ActionBuilder, Added, Conversation, Event, mod, tokenize
 
-__all__ = ["WEATHER_TOOL", "demo_requests", "main"]
+__all__ = ["WEATHER_TOOL", "demo_requests", "main", "say_cloud"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ WEATHER_TOOL: dict[str, Any] = {
 """The OpenAI-style tool schema ``weather_tool`` looks for."""
 
 
+@mod
+def say_cloud(event: Event, actions: ActionBuilder, tokenizer: Any) -> Action | None:
+    """Force " in the cloud" after two sampled tokens (a deterministic trigger for the demo)."""
+    if isinstance(event, Added) and event.step == 1 and not event.forced:
+        return actions.force_tokens(tokenize(" in the cloud", tokenizer))
+    return None
+
+
 def demo_requests(tokenizer: Any) -> dict[str, tuple[str, RequestOptions]]:
     """For each demo: its prompt and request options."""
     weather = Conversation(
@@ -52,10 +60,14 @@ def demo_requests(tokenizer: Any) -> dict[str, tuple[str, RequestOptions]]:
         "replace_phrase": (
             "Where is the data?",
             RequestOptions(
-                mods=[DEMOS["replace_phrase"]], args={"phrase": "the", "replacement": "THE"}
+                mods=[say_cloud, DEMOS["replace_phrase"]],
+                args={"phrase": "cloud", "replacement": "server"},
             ),
         ),
-        "stop_early": ("Tell me a story.", RequestOptions(mods=[DEMOS["stop_early"]], args={"limit": 5})),
+        "stop_early": (
+            "Tell me a story.",
+            RequestOptions(mods=[DEMOS["stop_early"]], args={"limit": 5}),
+        ),
         "weather_tool": (
             "What is the weather in Paris?",
             RequestOptions(mods=[DEMOS["weather_tool"]], conversation=weather),

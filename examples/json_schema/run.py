@@ -55,13 +55,21 @@ def _validity(engine: Any, prompt: list[int], seeds: int, max_tokens: int) -> No
     tok = engine.loaded.hf_tokenizer
     cases = [(g, s, seed) for g, _, s in SCHEMAS for seed in range(seeds)]
     reqs = [
-        Request(prompt, max_tokens, temperature=1.0, seed=seed, options=options_for(s, stream=bool(i % 2)))
+        Request(
+            prompt,
+            max_tokens,
+            temperature=1.0,
+            seed=seed,
+            options=options_for(s, stream=bool(i % 2)),
+        )
         for i, (_, s, seed) in enumerate(cases)
     ]
     results = []
     for i in range(0, len(reqs), 16):
         results.extend(engine.generate(reqs[i : i + 16]))
-    table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # schemas ok, total, runs ok, runs
+    table: dict[str, list[int]] = defaultdict(
+        lambda: [0, 0, 0, 0]
+    )  # schemas ok, total, runs ok, runs
     per_schema: dict[int, bool] = {}
     for (group, schema, _), r in zip(cases, results, strict=True):
         ok = r.error is None
@@ -109,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
         _validity(engine, prompt, args.seeds, args.max_tokens)
         return
     reqs = [
-        Request(prompt, args.max_tokens, temperature=1.0, seed=s, options=options_for(EXAMPLE_SCHEMA))
+        Request(
+            prompt, args.max_tokens, temperature=1.0, seed=s, options=options_for(EXAMPLE_SCHEMA)
+        )
         for s in range(args.seeds)
     ]
     for r in engine.generate(reqs):

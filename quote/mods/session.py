@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quote.mods.budget import ModTimeout, budget_seconds, time_budget
 from quote.sdk.actions import LEGAL_EVENTS, TERMINAL_ACTIONS, Action, Noop
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.context import RequestInfo, bind_request
@@ -61,14 +62,18 @@ class ModSession:
     definitions: Sequence[ModDefinition]
     instances: list[tuple[str, Mod]] = field(default_factory=list)
     on_action: Callable[[str, Event, Action], None] | None = None
+    budget_s: float = field(default_factory=budget_seconds)
 
     def start(self) -> None:
         """Instantiate every mod and call its ``on_start`` (failures raise ``ModFailure``)."""
         for d in self.definitions:
             with bind_request(self.info):
                 try:
-                    inst = d.instantiate()
-                    inst.on_start(self.info)
+                    with time_budget(self.budget_s):
+                        inst = d.instantiate()
+                        inst.on_start(self.info)
+                except ModTimeout as exc:
+                    raise ModFailure(d.name, "start", "exceeded its time budget") from exc
                 except Exception as exc:  # a mod's own bug: fail only this request
                     raise ModFailure(d.name, "start", _describe(exc)) from exc
             self.instances.append((d.name, inst))
@@ -104,7 +109,14 @@ class ModSession:
     def _call(self, name: str, inst: Mod, event: Event, ev_name: str) -> Action:
         with bind_request(self.info):
             try:
-                result = inst.handle(event, ActionBuilder(event), self.tokenizer)
+                with time_budget(self.budget_s):
+                    result = inst.handle(event, ActionBuilder(event), self.tokenizer)
+            except ModTimeout as exc:
+                raise ModFailure(
+                    name,
+                    ev_name,
+                    f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call",
+                ) from exc
             except QuoteSDKError as exc:
                 raise ModFailure(name, ev_name, str(exc)) from exc
             except Exception as exc:  # a mod's own bug: fail only this request

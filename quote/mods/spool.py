@@ -18,7 +18,7 @@ from typing import Any
 
 from quote.mods.registry import default_mods_dir
 
-__all__ = ["read_result", "spool_dir", "sweep", "write_result"]
+__all__ = ["read_result", "read_stats", "spool_dir", "sweep", "write_result", "write_stats"]
 
 _TICKET = re.compile(r"^[0-9a-f]{32}$")
 
@@ -65,6 +65,8 @@ def sweep(max_age_s: float = 600.0) -> int:
     now = time.time()
     n = 0
     for p in d.iterdir():
+        if p.name == "worker-stats.json":
+            continue
         try:
             if now - p.stat().st_mtime > max_age_s:
                 p.unlink()
@@ -72,3 +74,21 @@ def sweep(max_age_s: float = 600.0) -> int:
         except OSError:
             continue
     return n
+
+
+def write_stats(stats: dict[str, Any]) -> None:
+    """Publish the worker's live counts (atomically) for ``GET /v1/quote/stats``."""
+    d = spool_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / ".worker-stats.tmp"
+    tmp.write_text(json.dumps({**stats, "written": time.time()}))
+    os.replace(tmp, d / "worker-stats.json")
+
+
+def read_stats() -> dict[str, Any] | None:
+    """The worker's last published counts, or None before the first release."""
+    try:
+        data: dict[str, Any] = json.loads((spool_dir() / "worker-stats.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data

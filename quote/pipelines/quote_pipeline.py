@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
@@ -17,7 +18,7 @@ from quote.hot.reloader import HotModule
 from quote.hot.state import RequestOptions, RequestState, Trace
 from quote.mods.registry import ModRegistry, RegistryError, load_preloaded
 from quote.mods.session import ModFailure, ModSession
-from quote.mods.spool import write_result
+from quote.mods.spool import write_result, write_stats
 from quote.sdk.context import Conversation, RequestInfo
 
 __all__ = ["QuotePipeline"]
@@ -44,6 +45,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             self._pipeline_config.model.kv_cache.enable_prefix_caching
         )
         self.registry = ModRegistry(preloaded=load_preloaded())
+        self._stats_written = 0.0
 
     # --- MAX entry points -------------------------------------------------------------
     def execute(self, inputs: Any) -> Any:
@@ -63,6 +65,32 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         state = self.quote_states.pop(request_id, None)
         if state is not None and state.session is not None:
             state.session.close()
+        self._publish_stats()
+
+    def quote_stats(self) -> dict[str, Any]:
+        """Live counts: requests with Quote state, KV blocks in use (for health checks and tests)."""
+        stats: dict[str, Any] = {
+            "live_requests": len(self.quote_states),
+            "pending_options": len(self._pending_options),
+            "unread_results": len(self.quote_results),
+        }
+        try:
+            blocks = self.kv_manager.block_count(0)
+            stats.update(kv_blocks_used=int(blocks.used), kv_blocks_total=int(blocks.total))
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return stats
+
+    def _publish_stats(self) -> None:
+        """Write :meth:`quote_stats` for the API process (throttled; always when idle)."""
+        now = time.monotonic()
+        if self.quote_states and now - self._stats_written < 0.25:
+            return
+        self._stats_written = now
+        try:
+            write_stats(self.quote_stats())
+        except OSError as exc:
+            logger.debug("could not write worker stats: %s", exc)
 
     # --- Quote API ----------------------------------------------------------------------
     def set_request_options(self, request_id: Any, options: RequestOptions) -> None:

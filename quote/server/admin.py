@@ -141,7 +141,7 @@ async def _register(request: Request) -> dict[str, Any]:
             raise QuoteHTTPError(413, f"mod body exceeds {MAX_MOD_BYTES} bytes")
     try:
         body = ModCreate.model_validate(json.loads(raw))
-    except (ValueError, ValidationError) as exc:
+    except (ValueError, ValidationError, RecursionError) as exc:
         detail = (
             exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "body is not valid JSON"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from quote.mods.spool import read_result
+from quote.mods.spool import read_result, read_stats
 from quote.pipelines.context import pending_options
 from quote.server.admin import registry
 from quote.server.admin import router as admin_router
@@ -68,17 +69,45 @@ async def models(request: Request) -> Any:
     return JSONResponse(data)
 
 
+@router.get("/quote/stats", response_model=None)
+async def stats() -> Any:
+    """The model worker's live counts (requests with mod state, KV blocks in use)."""
+    data = await asyncio.to_thread(read_stats)
+    if data is None:
+        return JSONResponse(error_body("no worker stats yet", "not_found_error"), status_code=404)
+    return data
+
+
+MAX_BODY_BYTES = int(os.environ.get("QUOTE_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
+"""Largest completion request body Quote's routes accept (413 beyond)."""
+
+
 async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
-    raw = await request.body()
+    raw = b""
+    async for part in request.stream():
+        raw += part
+        if len(raw) > MAX_BODY_BYTES:
+            return JSONResponse(
+                error_body(f"request body exceeds {MAX_BODY_BYTES} bytes", "invalid_request_error"),
+                status_code=413,
+            )
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
+    if body is None and raw:
+        return JSONResponse(
+            error_body(
+                "request body is not valid JSON (or nests too deeply)", "invalid_request_error"
+            ),
+            status_code=400,
+        )
     if not isinstance(body, dict):
         return await handler(_with_body(request, raw))  # MAX answers 400 itself
     served = request.app.state.pipeline.model_name
     reg = registry()
     try:
+        _check_limits(body, _max_routes()._resolve_max_model_len(request))
         sel = select(body, served, lambda name: reg.spec(name) is not None, chat=chat)
     except QuoteHTTPError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -92,6 +121,19 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     if isinstance(response, Response):
         return response  # MAX's own error response
     return await _finish_json(jsonable_encoder(response), sel.ticket, chat)
+
+
+def _check_limits(body: dict[str, Any], max_len: int | None) -> None:
+    """Reject ``max_tokens`` that no request could ever reach (OpenAI answers 400 too)."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and max_len and value > max_len:
+            raise QuoteHTTPError(
+                400,
+                f"{key}={value} exceeds the model's maximum length of {max_len} tokens",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
 
 
 def _with_body(request: Request, body: bytes) -> Request:
@@ -112,8 +154,12 @@ async def _result(ticket: str) -> dict[str, Any]:
 
 
 def _mod_error(message: str) -> tuple[int, dict[str, Any]]:
+    """EmitError -> 400; a failing mod (raised, garbage, impossible edit, timeout) -> 422.
+
+    Both are 4xx: the client chose the mod, and the server itself is healthy.
+    """
     emitted = " emitted an error" in message
-    status = 400 if emitted else 500
+    status = 400 if emitted else 422
     return status, error_body(
         message, "mod_error", "mod_emitted_error" if emitted else "mod_failed"
     )

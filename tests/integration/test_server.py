@@ -167,7 +167,7 @@ def test_mod_errors(client: openai.OpenAI, served: str, server: Server) -> None:
     with pytest.raises(openai.BadRequestError) as e:
         chat(client, f"{served}/refuse")
     assert "refuse" in str(e.value) and "policy says no" in str(e.value)
-    with pytest.raises(openai.InternalServerError) as e2:
+    with pytest.raises(openai.UnprocessableEntityError) as e2:
         chat(client, f"{served}/crash")
     assert "crash" in str(e2.value) and "bug in mod" in str(e2.value)
     # Streaming: an error event, then [DONE].
@@ -374,7 +374,7 @@ def test_restart_persistence_registry_off_and_reload(
         src = impl.__loader__.get_source(impl.__name__)  # type: ignore[union-attr]
         assert src is not None
         impl_copy.write_text(src.replace("MAX_EDIT_ROUNDS = 64", "MAX_EDIT_ROUNDS = 0"))
-        with pytest.raises(openai.InternalServerError) as e:
+        with pytest.raises(openai.UnprocessableEntityError) as e:
             chat(c, f"{served}/hello")
         assert "0 rounds" in str(e.value)
         assert srv.healthy()
