@@ -12,7 +12,9 @@ One request (batch 1) per sequence length L, prompt of about L tokens. Its mod r
 times); the sequence then regenerates. Two ``QuotePipeline`` instances, prefix caching off
 (the rewind is in place: only ``processed_length`` moves back) and on (the request releases
 its pages and re-claims them; the next alloc re-matches every full page and recomputes the
-tail), interleaved per repetition. Measured, as medians:
+tail), interleaved per repetition; ``--patched`` adds ``on+p``: prefix caching on with the
+proposed ``quote_sync_kv`` of ``_patched_step.py`` (in-place rewind while no hashed block is
+touched). Measured, as medians:
 
 - ``plain``: one ordinary decode step at that length;
 - ``rewind + regen``: the step that performs the rewind (its own forward, sample, the
@@ -74,6 +76,16 @@ def backtrack_mod(n: int, first: int, every: int, cycles: int, log: list[int]) -
     return ModDefinition(f"backtrack{n}", Backtracker, Backtracker.hold_back)
 
 
+def _installed(mode: str) -> Any:
+    import contextlib
+
+    if not mode.endswith("+p"):
+        return contextlib.nullcontext()
+    import _patched_step
+
+    return _patched_step.installed()
+
+
 def _fit_positions(path: Path, max_length: int) -> None:
     cfg_path = path / "config.json"
     cfg = json.loads(cfg_path.read_text())
@@ -90,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ns", default="8", help="backtrack sizes, e.g. 8,64")
     p.add_argument("--cycles", type=int, default=4, help="backtracks per request")
     p.add_argument("--max-length", type=int, default=8320)
+    p.add_argument(
+        "--patched",
+        action="store_true",
+        help="also run prefix caching on with the proposed quote_sync_kv (_patched_step.py)",
+    )
     args = p.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
     ns = [int(x) for x in args.ns.split(",")]
@@ -111,14 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     vocab = int(pipes[False].pipeline.vocab_size)
 
-    def run_backtrack(caching: bool, length: int, n: int, seed: int) -> dict[str, float]:
+    modes = [("off", False, False), ("on", True, False)]
+    if args.patched:
+        modes.append(("on+p", True, True))
+
+    def run_backtrack(mode: str, length: int, n: int, seed: int) -> dict[str, float]:
+        with _installed(mode):
+            return _run_backtrack(pipes[mode != "off"], length, n, seed)
+
+    def _run_backtrack(loaded: Any, length: int, n: int, seed: int) -> dict[str, float]:
         every = n + 8
         first = n + 4
         steps = first + args.cycles * every + 2
         log: list[int] = []
         m = backtrack_mod(n, first, every, args.cycles, log)
         prompt = random_prompt(length - first, vocab, seed)
-        s = Stepper(pipes[caching], [prompt], max_new_tokens=steps, mods=[m])
+        s = Stepper(loaded, [prompt], max_new_tokens=steps, mods=[m])
         for _ in range(steps):
             if s.done:
                 break
@@ -142,30 +167,33 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm-up (each prompt length once per pipeline).
     for length in lengths:
-        for caching in (False, True):
-            run_backtrack(caching, length, ns[0], seed=1000 + length)
+        for mode, _, _ in modes:
+            run_backtrack(mode, length, ns[0], seed=1000 + length)
 
-    samples: dict[tuple[int, int, bool], list[dict[str, float]]] = {}
+    samples: dict[tuple[int, int, str], list[dict[str, float]]] = {}
     prefill: dict[tuple[int, bool], list[float]] = {}
     seed = 0
     for rep in range(args.reps):
         for length in lengths:
-            for caching in (False, True):
+            for mode, caching, _ in modes:
                 for n in ns:
                     seed += 1
-                    samples.setdefault((length, n, caching), []).append(
-                        run_backtrack(caching, length, n, seed)
+                    samples.setdefault((length, n, mode), []).append(
+                        run_backtrack(mode, length, n, seed)
                     )
-                seed += 1
-                prefill.setdefault((length, caching), []).append(run_prefill(caching, length, seed))
+                if mode != "on+p":
+                    seed += 1
+                    prefill.setdefault((length, caching), []).append(
+                        run_prefill(caching, length, seed)
+                    )
         print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
 
     rows = []
     results = []
     for length in lengths:
         for n in ns:
-            for caching in (False, True):
-                runs = samples[(length, n, caching)]
+            for mode, caching, _ in modes:
+                runs = samples[(length, n, mode)]
                 d = {k: statistics.median(r[k] for r in runs) * 1e3 for k in runs[0]}
                 pre = statistics.median(prefill[(length, caching)]) * 1e3
                 ratio = d["pair"] / d["plain"]
@@ -175,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     [
                         length,
                         n,
-                        "on" if caching else "off",
+                        mode,
                         f"{d['plain']:.3f} ms",
                         f"{d['rewind']:.3f} + {d['regen']:.3f} = {d['pair']:.3f} ms",
                         f"{ratio:.2f}x",
@@ -189,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                         "length": length,
                         "n": n,
                         "prefix_caching": caching,
+                        "mode": mode,
                         "plain_step_ms": d["plain"],
                         "rewind_step_ms": d["rewind"],
                         "regen_step_ms": d["regen"],

@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-len", type=int, default=128)
     p.add_argument("--profile", action="store_true", help="cProfile the noop configuration")
     p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time each phase of the step (perf_counter) for stock, noop (and noop+p)",
+    )
+    p.add_argument(
         "--patched", action="store_true", help="also run the proposed execute_impl changes"
     )
     args = p.parse_args(argv)
@@ -223,6 +228,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n#### cProfile, noop mod, batch {b} (one run, top 25 by tottime)\n")
             print("```\n" + profiles[f"noop@{b}"] + "```")
 
+    breakdown: dict[str, Any] = {}
+    if args.breakdown:
+        phase_cfgs = [("stock", stock, [], False), ("noop", quote, [noop_mod], False)]
+        if args.patched:
+            phase_cfgs.append(("noop+p", quote, [noop_mod], True))
+        for b in batch_sizes:
+            per: dict[str, dict[str, float]] = {}
+            for _ in range(2):  # the second pass is kept (warm)
+                for name, loaded, mods, pat in phase_cfgs:
+                    per[name] = _phases(loaded, prompt, b, args.steps, mods, pat)
+            breakdown[str(b)] = per
+            phases = sorted({k for v in per.values() for k in v}, key=_PHASE_ORDER.index)
+            print(f"\n#### Where the time goes, batch {b} (us per step, mean over a run)\n")
+            print(
+                markdown_table(
+                    ["phase", *per],
+                    [[ph, *(f"{per[n].get(ph, 0.0):.0f}" for n in per)] for ph in phases],
+                )
+            )
+
     write_json(
         args.out,
         {
@@ -233,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             "allow": list(ALLOW),
             "results": results,
             "profiles": profiles,
+            "breakdown_us_per_step": breakdown,
         },
     )
     return 0
@@ -242,6 +268,81 @@ def _patched() -> Any:
     import _patched_step
 
     return _patched_step
+
+
+_PHASE_ORDER = [
+    "prepare_batch (MAX)",
+    "model forward (MAX)",
+    "start_requests",
+    "dispatch_forward_pass (copy + ForwardPass)",
+    "sample (MAX sampler)",
+    "dispatch_sampled (Sampled)",
+    "_drain (append + Added)",
+    "finish_or_reschedule (schedule + KV)",
+    "emit",
+    "update_context_and_prepare_responses (MAX)",
+    "kv.step (MAX)",
+    "other (sampling etc.)",
+    "total",
+]
+
+
+def _phases(
+    loaded: Any, prompt: list[int], b: int, steps: int, mods: list[Any], patched: bool
+) -> dict[str, float]:
+    """Mean microseconds per decode step spent in each phase of the step."""
+    import contextlib
+
+    import max.pipelines.lib.pipeline_variants.text_generation as tg
+
+    import quote.hot.execute_impl as ei
+
+    acc: dict[str, float] = {}
+    targets: list[tuple[Any, str, str]] = [
+        (tg.TextGenerationPipeline, "prepare_batch", "prepare_batch (MAX)"),
+        (type(loaded.pipeline._pipeline_model), "execute", "model forward (MAX)"),
+        (tg, "update_context_and_prepare_responses", _PHASE_ORDER[9]),
+        (ei, "start_requests", "start_requests"),
+        (ei, "dispatch_forward_pass", _PHASE_ORDER[3]),
+        (ei, "sample", _PHASE_ORDER[4]),
+        (ei, "dispatch_sampled", _PHASE_ORDER[5]),
+        (ei, "_drain", _PHASE_ORDER[6]),
+        (ei, "finish_or_reschedule", _PHASE_ORDER[7]),
+        (ei, "emit", "emit"),
+    ]
+    if not mods:
+        targets.append((type(loaded.pipeline.kv_manager), "step", "kv.step (MAX)"))
+
+    def timer(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[label] = acc.get(label, 0.0) + time.perf_counter() - t
+
+        return wrapped
+
+    with _patched().installed() if patched else contextlib.nullcontext():
+        runner = Stepper(loaded, [prompt] * b, max_new_tokens=steps, mods=mods)
+        runner.step()  # the prefill, untimed
+        saved = [(o, n, o.__dict__[n]) for o, n, _ in targets]
+        total = 0.0
+        n = 0
+        try:
+            for o, name, label in targets:
+                setattr(o, name, timer(getattr(o, name), label))
+            while not runner.done:
+                total += runner.step()
+                n += 1
+        finally:
+            for o, name, v in saved:
+                setattr(o, name, v)
+            runner.close()
+    out = {k: v / n * 1e6 for k, v in acc.items()}
+    out["total"] = total / n * 1e6
+    out["other (sampling etc.)"] = out["total"] - sum(v for k, v in out.items() if k != "total")
+    return out
 
 
 def _profile(fn: Callable[[], Any]) -> str:

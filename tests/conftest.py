@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("MAX_SERVE_DISABLE_TELEMETRY", "1")
+
+# Property tests are derandomized so CI is reproducible; HYPOTHESIS_PROFILE=explore searches anew.
+settings.register_profile("quote", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quote"))
 
 
 @pytest.fixture(scope="session")

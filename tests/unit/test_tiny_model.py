@@ -178,7 +178,9 @@ def test_bos_only_with_special_tokens(hf_tokenizer) -> None:  # type: ignore[no-
 @given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=64))
 def test_round_trip_any_text(raw_tokenizer, text: str) -> None:  # type: ignore[no-untyped-def]
     encoding = raw_tokenizer.encode(text, add_special_tokens=False)
-    assert tiny.UNK_ID not in encoding.ids
+    # Text that spells a special token (e.g. "<unk>") is parsed as that token, as with Gemma.
+    if not any(s in text for s in ("<unk>", "<pad>", "<bos>", "<eos>", "_of_turn>")):
+        assert tiny.UNK_ID not in encoding.ids
     assert raw_tokenizer.decode(encoding.ids, skip_special_tokens=False) == text
 
 
