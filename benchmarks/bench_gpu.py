@@ -119,7 +119,15 @@ def first_logits(pipe: Any, prompt_len: int = 64, steps: int = 4) -> list[list[f
     from max.pipelines.lib.generate import GenerateIterator
 
     prompt = [int(t) for t in _contexts(pipe, 1, prompt_len, 1)[0].tokens.all]
-    with GenerateIterator(pipe, [prompt], max_new_tokens=steps, temperature=0.0, top_k=1, ignore_eos=True, output_logits=True) as b:
+    with GenerateIterator(
+        pipe,
+        [prompt],
+        max_new_tokens=steps,
+        temperature=0.0,
+        top_k=1,
+        ignore_eos=True,
+        output_logits=True,
+    ) as b:
         for _ in b:
             pass
     return [np.asarray(r, dtype=np.float32).tolist() for r in b.logits[0]]
@@ -143,26 +151,43 @@ def _mods() -> dict[str, Any]:
     return {"noop": [noop], "mask": [mask]}
 
 
-def _load(model: str, devices: str, *, builtin: bool = False, stock: bool = False, max_length: int = 2048, **kw: Any) -> Any:
+def _load(
+    model: str,
+    devices: str,
+    *,
+    builtin: bool = False,
+    stock: bool = False,
+    max_length: int = 2048,
+    **kw: Any,
+) -> Any:
     if builtin:
         from max.pipelines.lib import PIPELINE_REGISTRY, PipelineConfig
         from max.pipelines.lib.pipeline_args import PipelineArgs
 
         args = PipelineArgs.from_flat_kwargs(
-            model_path=model, device_specs=devices, max_batch_size=64, max_length=max_length,
-            enable_prefix_caching=False, device_graph_capture=False, **kw,
+            model_path=model,
+            device_specs=devices,
+            max_batch_size=64,
+            max_length=max_length,
+            enable_prefix_caching=False,
+            device_graph_capture=False,
+            **kw,
         )
         return PIPELINE_REGISTRY.retrieve_factory(PipelineConfig.from_args(args)).factory()
     from quote.pipelines.loader import load_pipeline
 
-    return load_pipeline(model, devices=devices, max_batch_size=64, max_length=max_length, stock=stock, **kw).pipeline
+    return load_pipeline(
+        model, devices=devices, max_batch_size=64, max_length=max_length, stock=stock, **kw
+    ).pipeline
 
 
 def phase_builtin(a: argparse.Namespace) -> dict[str, Any]:
     pipe = _load(a.model, a.devices, builtin=True, device_memory_utilization=a.mem)
     res: dict[str, Any] = {"pipeline": type(pipe).__name__, "ms_per_step": {}}
     for b in a.batches:
-        res["ms_per_step"][b] = statistics.median(decode_ms(pipe, b, a.prompt, a.steps, None) for _ in range(a.reps))
+        res["ms_per_step"][b] = statistics.median(
+            decode_ms(pipe, b, a.prompt, a.steps, None) for _ in range(a.reps)
+        )
     res["logits"] = first_logits(pipe)
     return res
 
@@ -171,7 +196,12 @@ def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[s
     stock = _load(a.model, a.devices, stock=True, device_memory_utilization=a.mem)
     quote = _load(a.model, a.devices, device_memory_utilization=a.mem)
     mods = _mods()
-    configs = {"stock": (stock, None), "quote_no_mod": (quote, None), "quote_noop": (quote, mods["noop"]), "quote_mask": (quote, mods["mask"])}
+    configs = {
+        "stock": (stock, None),
+        "quote_no_mod": (quote, None),
+        "quote_noop": (quote, mods["noop"]),
+        "quote_mask": (quote, mods["mask"]),
+    }
     res: dict[str, Any] = {"ms_per_step": {}}
     for b in a.batches:
         samples: dict[str, list[float]] = {k: [] for k in configs}
@@ -186,7 +216,9 @@ def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[s
         got = np.asarray(ours, dtype=np.float32)
         res["max_abs_logit_diff"] = float(np.max(np.abs(ref - got)))
         res["logit_scale"] = float(np.max(np.abs(ref)))
-        res["argmax_agree"] = [int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(ref, got, strict=True)]
+        res["argmax_agree"] = [
+            int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(ref, got, strict=True)
+        ]
     return res
 
 
@@ -232,8 +264,13 @@ def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
         prefill = (time.perf_counter() - t0) * 1000.0
         kv.release(prefill_ctx)
         pipe.release(prefill_ctx.request_id)
-        out[length] = {"decode_ms": decode, "backtrack8_plus_regen_ms": rewind, "full_prefill_ms": prefill,
-                       "ratio_vs_decode": rewind / decode, "ratio_vs_prefill": rewind / prefill}
+        out[length] = {
+            "decode_ms": decode,
+            "backtrack8_plus_regen_ms": rewind,
+            "full_prefill_ms": prefill,
+            "ratio_vs_decode": rewind / decode,
+            "ratio_vs_prefill": rewind / prefill,
+        }
     return out
 
 
@@ -247,7 +284,9 @@ def main() -> None:
     p.add_argument("--prompt", type=int, default=128)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--mem", type=float, default=0.3, help="KV cache share of device memory per pipeline")
+    p.add_argument(
+        "--mem", type=float, default=0.3, help="KV cache share of device memory per pipeline"
+    )
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

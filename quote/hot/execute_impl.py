@@ -128,28 +128,53 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
         r.st.step += 1
 
 
+class _BatchLogits:
+    """The step's logits, copied to the host only when a mod first needs them."""
+
+    def __init__(self, device_logits: Any) -> None:
+        self._device = device_logits
+        self.host: np.ndarray | None = None
+
+    def fetch(self) -> np.ndarray:
+        if self.host is None:
+            from max.driver import CPU
+
+            self.host = np.asarray(self._device.to(CPU()).to_numpy())
+        return self.host
+
+    def row(self, index: int) -> np.ndarray:
+        view: np.ndarray = self.fetch()[index].view()
+        view.flags.writeable = False
+        return view
+
+    def loader(self, index: int) -> Any:
+        return lambda: self.row(index)
+
+
 def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked: set[int]) -> Any:
-    """Give each modded request its own logits row; collect edits and forced tokens."""
+    """Give each modded request its own logits row; collect edits and forced tokens.
+
+    Logits leave the device only if a mod reads them or edits them; the edited
+    batch is returned (or None when nothing changed).
+    """
     wanting = [r for r in live if r.st.session is not None and id(r.ctx) not in chunked]
     if not wanting:
         return None
-    from max.driver import CPU
-
-    host = outputs.next_token_logits.to(CPU()).to_numpy().copy()
-    changed = False
+    batch = _BatchLogits(outputs.next_token_logits)
+    edited = []
     for r in wanting:
-        row_logits = host[r.index]
-        row_logits.flags.writeable = False
-        event: Event = ForwardPass(r.st.request_id, r.st.step, row_logits)
-        r.logits = row_logits
-        for d in _dispatch(r, event, edit=_chain_logits(r)):
+        event: Event = ForwardPass(r.st.request_id, r.st.step, batch.loader(r.index))
+        for d in _dispatch(r, event, edit=_chain_logits(r, batch)):
             if not isinstance(d.action, AdjustedLogits):
                 _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
-        if r.logits is not row_logits:
-            host.flags.writeable = True
-            host[r.index] = r.logits
-            changed = True
-    return host if changed else None
+        if r.logits is not None:
+            edited.append(r)
+    if not edited:
+        return None
+    host = batch.fetch()
+    for r in edited:
+        host[r.index] = r.logits
+    return host
 
 
 def sample(
@@ -283,13 +308,13 @@ def _dispatch(row: _Row, event: Event, edit: Any = None) -> list[Any]:
     return result
 
 
-def _chain_logits(row: _Row) -> Any:
+def _chain_logits(row: _Row, batch: _BatchLogits) -> Any:
     def edit(event: Event, action: Action, mod_name: str = "?") -> Event:
         if not isinstance(action, AdjustedLogits) or row.st.finished:
             return event
-        assert row.logits is not None
+        base = row.logits if row.logits is not None else batch.row(row.index)
         try:
-            row.logits = action.apply(row.logits)
+            row.logits = action.apply(base)
         except InvalidActionError as exc:
             _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
             return event

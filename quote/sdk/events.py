@@ -10,7 +10,8 @@ step) and one :class:`Added` per batch of tokens that entered the sequence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -35,20 +36,63 @@ class Prefilled:
     prompt_tokens: tuple[int, ...]
 
 
-@dataclass(frozen=True)
 class ForwardPass:
     """The model produced next-token logits for this request.
 
     Attributes:
         request_id: The engine's id of the request.
         step: The decode step these logits are for.
-        logits: This request's own logits row, 1-D float32 of vocabulary size.
-            Treat it as read-only: return an ``AdjustedLogits`` action to change it.
+        logits: This request's own logits row, 1-D float32 of vocabulary size
+            (read-only: return an ``AdjustedLogits`` action to change it). The
+            engine copies logits from the device only when a mod first reads
+            this attribute, so mods that do not look at logits cost no copy.
     """
+
+    __slots__ = ("_logits", "request_id", "step")
 
     request_id: str
     step: int
-    logits: npt.NDArray[np.float32] = field(repr=False)
+    _logits: npt.NDArray[np.float32] | Callable[[], npt.NDArray[np.float32]]
+
+    def __init__(
+        self,
+        request_id: str,
+        step: int,
+        logits: npt.NDArray[np.float32] | Callable[[], npt.NDArray[np.float32]],
+    ) -> None:
+        object.__setattr__(self, "request_id", request_id)
+        object.__setattr__(self, "step", step)
+        object.__setattr__(self, "_logits", logits)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("ForwardPass is immutable")
+
+    def __repr__(self) -> str:
+        return f"ForwardPass(request_id={self.request_id!r}, step={self.step})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ForwardPass):
+            return NotImplemented
+        return (self.request_id, self.step) == (other.request_id, other.step) and bool(
+            np.array_equal(self.logits, other.logits)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def logits(self) -> npt.NDArray[np.float32]:
+        """This request's logits row (fetched from the device on first access)."""
+        value = self._logits
+        if callable(value):
+            value = value()
+            object.__setattr__(self, "_logits", value)
+        assert not callable(value)
+        return value
+
+    @property
+    def logits_loaded(self) -> bool:
+        """Whether the logits row has been fetched (for the engine)."""
+        return not callable(self._logits)
 
     def logprobs(self) -> npt.NDArray[np.float32]:
         """Log-softmax of :attr:`logits` (float32, same shape)."""

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import quote.tiny as tiny
@@ -29,6 +29,7 @@ FILES = (
     "tokenizer_config.json",
 )
 VARIANTS = sorted(tiny.VARIANTS)
+SPECIAL_STRINGS = ("<unk>", "<pad>", "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def test_bos_only_with_special_tokens(hf_tokenizer) -> None:  # type: ignore[no-
 def test_round_trip_any_text(raw_tokenizer, text: str) -> None:  # type: ignore[no-untyped-def]
     encoding = raw_tokenizer.encode(text, add_special_tokens=False)
     # Text that spells a special token (e.g. "<unk>") is parsed as that token, as with Gemma.
-    if not any(s in text for s in ("<unk>", "<pad>", "<bos>", "<eos>", "_of_turn>")):
+    if not any(s in text for s in SPECIAL_STRINGS):
         assert tiny.UNK_ID not in encoding.ids
     assert raw_tokenizer.decode(encoding.ids, skip_special_tokens=False) == text
 
@@ -189,6 +190,8 @@ def test_round_trip_any_text(raw_tokenizer, text: str) -> None:  # type: ignore[
 )
 @given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=48))
 def test_round_trip_through_transformers(hf_tokenizer, text: str) -> None:  # type: ignore[no-untyped-def]
+    # Text spelling a special token is parsed as that token (as with Gemma); skip it here.
+    assume(not any(s in text for s in SPECIAL_STRINGS))
     ids = hf_tokenizer(text).input_ids
     assert ids[0] == tiny.BOS_ID
     assert hf_tokenizer.decode(ids, skip_special_tokens=True) == text
