@@ -230,15 +230,15 @@ def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
 
     pipe = _load(a.model, a.devices, max_length=8448, device_memory_utilization=a.mem)
     out: dict[str, Any] = {}
+    fire = {"at": -1}
+
+    @mod
+    def bt(event: Any, actions: Any, tokenizer: Any) -> Any:
+        if isinstance(event, Added) and event.step == fire["at"]:
+            return Backtrack(8)
+        return None
+
     for length in (512, 2048, 8192):
-        fire = {"at": -1}
-
-        @mod
-        def bt(event: Any, actions: Any, tokenizer: Any) -> Any:
-            if isinstance(event, Added) and event.step == fire["at"]:
-                return Backtrack(8)
-            return None
-
         kv = pipe.kv_manager
         ctx = _contexts(pipe, 1, length, 64)[0]
         pipe.set_request_options(ctx.request_id, RequestOptions(mods=[bt], stream=False))
