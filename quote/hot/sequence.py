@@ -23,10 +23,16 @@ import numpy as np
 __all__ = ["append_tokens", "replace_prompt", "schedule_forward", "truncate"]
 
 
-def _range(start: int, end: int) -> Any:
-    from max.pipelines.context.tokens import Range
+_RANGE: Any = None
 
-    return Range(start, end)
+
+def _range(start: int, end: int) -> Any:
+    global _RANGE
+    if _RANGE is None:
+        from max.pipelines.context.tokens import Range
+
+        _RANGE = Range
+    return _RANGE(start, end)
 
 
 def append_tokens(ctx: Any, tokens: Sequence[int]) -> None:
@@ -36,7 +42,10 @@ def append_tokens(ctx: Any, tokens: Sequence[int]) -> None:
         return
     new_len = buf._current_length + len(tokens)
     buf._expand_capacity(new_len)
-    buf.array[buf._current_length : new_len] = np.asarray(tokens, dtype=np.int64)
+    if len(tokens) == 1:
+        buf.array[buf._current_length] = tokens[0]
+    else:
+        buf.array[buf._current_length : new_len] = np.asarray(tokens, dtype=np.int64)
     buf._current_length = new_len
 
 
@@ -58,8 +67,6 @@ def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> None:
     ``delivered_end`` is the absolute index up to which tokens were handed to the
     client; MAX's completion range is set to start there.
     """
-    from max.pipelines.context.status import GenerationStatus
-
     buf = ctx.tokens
     length = buf._current_length
     start = max(0, min(kv_valid, length - 1))
@@ -68,7 +75,7 @@ def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> None:
     buf._actively_chunked = False
     start_c = min(max(delivered_end, buf._prompt_length), length)
     buf._completion_range = _range(start_c, length)
-    ctx.status = GenerationStatus.ACTIVE
+    ctx.status = _active()
 
 
 def replace_prompt(ctx: Any, prompt: Sequence[int]) -> None:
@@ -84,3 +91,15 @@ def replace_prompt(ctx: Any, prompt: Sequence[int]) -> None:
     buf._actively_chunked = False
     buf._completion_range = _range(n, n)
     ctx._log_probabilities_data.clear()
+
+
+_ACTIVE: Any = None
+
+
+def _active() -> Any:
+    global _ACTIVE
+    if _ACTIVE is None:
+        from max.pipelines.context.status import GenerationStatus
+
+        _ACTIVE = GenerationStatus.ACTIVE
+    return _ACTIVE

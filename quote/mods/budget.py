@@ -7,7 +7,8 @@ one-shot ``SIGALRM`` timer (``setitimer``; two cheap system calls per call) whos
 handler raises :class:`ModTimeout` inside the mod: it interrupts pure-Python loops
 and blocking system calls alike. It works on the main thread of a Unix process
 (where MAX's model worker runs its scheduler); elsewhere it is a no-op and logs
-that once.
+that once. Quote owns ``SIGALRM`` and ``ITIMER_REAL`` in the process that runs
+mods: nothing else there may use them.
 
 The budget is ``$QUOTE_MOD_TIMEOUT_MS`` milliseconds per call (default
 :data:`DEFAULT_TIMEOUT_MS`; ``0`` disables it).
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["DEFAULT_TIMEOUT_MS", "ModTimeout", "budget_seconds", "time_budget"]
+__all__ = ["DEFAULT_TIMEOUT_MS", "ModTimeout", "arm", "budget_seconds", "disarm", "time_budget"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ DEFAULT_TIMEOUT_MS = 2000
 
 _armed = False
 _warned = False
+_installed = False
 
 
 class ModTimeout(Exception):
@@ -68,7 +70,11 @@ def time_budget(seconds: float) -> Iterator[None]:
             logger.warning("mod time budget unavailable off the main thread; mods run unbounded")
         yield
         return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    global _installed
+    if not _installed:
+        # Installed once: the handler only acts while a mod call is armed.
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _installed = True
     _armed = True
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -76,4 +82,23 @@ def time_budget(seconds: float) -> Iterator[None]:
     finally:
         _armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+
+
+def arm(seconds: float) -> bool:
+    """Start the budget for one call (hot-path form of :func:`time_budget`); True if armed."""
+    global _armed, _installed
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        return False
+    if not _installed or signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _installed = True
+    _armed = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return True
+
+
+def disarm() -> None:
+    """Stop the budget started by :func:`arm`."""
+    global _armed
+    _armed = False
+    signal.setitimer(signal.ITIMER_REAL, 0)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from quote.mods.budget import ModTimeout, budget_seconds, time_budget
+from quote.mods.budget import ModTimeout, arm, budget_seconds, disarm, time_budget
 from quote.sdk.actions import LEGAL_EVENTS, TERMINAL_ACTIONS, Action, Noop
 from quote.sdk.builder import ActionBuilder
-from quote.sdk.context import RequestInfo, bind_request
+from quote.sdk.context import RequestInfo, bind_request, current_request
 from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import EVENT_NAMES, Event
 from quote.sdk.mod import Mod, ModDefinition
@@ -107,20 +107,23 @@ class ModSession:
         return out
 
     def _call(self, name: str, inst: Mod, event: Event, ev_name: str) -> Action:
-        with bind_request(self.info):
-            try:
-                with time_budget(self.budget_s):
-                    result = inst.handle(event, ActionBuilder(event), self.tokenizer)
-            except ModTimeout as exc:
-                raise ModFailure(
-                    name,
-                    ev_name,
-                    f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call",
-                ) from exc
-            except QuoteSDKError as exc:
-                raise ModFailure(name, ev_name, str(exc)) from exc
-            except Exception as exc:  # a mod's own bug: fail only this request
-                raise ModFailure(name, ev_name, _describe(exc)) from exc
+        # Hot path (several calls per request per step): no context managers.
+        token = current_request.set(self.info)
+        armed = arm(self.budget_s)
+        try:
+            result = inst.handle(event, ActionBuilder(event), self.tokenizer)
+        except ModTimeout as exc:
+            raise ModFailure(
+                name, ev_name, f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call"
+            ) from exc
+        except QuoteSDKError as exc:
+            raise ModFailure(name, ev_name, str(exc)) from exc
+        except Exception as exc:  # a mod's own bug: fail only this request
+            raise ModFailure(name, ev_name, _describe(exc)) from exc
+        finally:
+            if armed:
+                disarm()
+            current_request.reset(token)
         if result is None:
             return Noop()
         if not isinstance(result, _ACTION_TYPES):

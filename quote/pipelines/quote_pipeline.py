@@ -214,4 +214,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             kv.release(ctx)
             kv.claim(ctx, replica_idx=0)
             sequence.schedule_forward(ctx, 0, ctx.tokens._completion_range.start)
-        kv.alloc(ctx)
+        if rewound or ctx.tokens.active_length > 1:
+            # A plain one-token step needs nothing here: the scheduler allocates
+            # before every step. New prompts, rewinds and forced chunks do.
+            kv.alloc(ctx)
