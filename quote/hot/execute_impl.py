@@ -107,8 +107,7 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
     batch = [r.ctx for r in live]
     for i, r in enumerate(live):
         r.index = i
-    sub_inputs = dataclasses.replace(inputs, batches=[batch])
-    model_inputs, bitmask, flat = pipeline.prepare_batch(sub_inputs.batches)
+    model_inputs, bitmask, flat = pipeline.prepare_batch([batch])
     outputs = pipeline._pipeline_model.execute(model_inputs=model_inputs)
     chunked = {id(c) for c in flat if c.tokens.actively_chunked}
     host = dispatch_forward_pass(pipeline, live, outputs, chunked)
