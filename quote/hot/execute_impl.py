@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from quote.hot import sequence
+from quote.hot.masks import RowMask, is_mask_only
 from quote.hot.state import RequestState
 from quote.mods.session import ModFailure
 from quote.sdk.actions import (
@@ -56,6 +57,7 @@ class _Row:
     index: int = -1
     logits: np.ndarray | None = None
     temperature: float | None = None
+    mask: RowMask | None = None
     suppressed: bool = False
     pending: deque[tuple[str, Any, bool, str]] = dataclasses.field(default_factory=deque)
 
@@ -133,6 +135,7 @@ class _BatchLogits:
     def __init__(self, device_logits: Any) -> None:
         self._device = device_logits
         self.host: np.ndarray | None = None
+        self.width = int(device_logits.shape[-1])
 
     def fetch(self) -> np.ndarray:
         if self.host is None:
@@ -160,10 +163,11 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
     if not wanting:
         return None
     batch = _BatchLogits(outputs.next_token_logits)
+    device_masks = pipeline._sampler_with_bitmask is not None
     edited = []
     for r in wanting:
         event: Event = ForwardPass(r.st.request_id, r.st.step, batch.loader(r.index))
-        for d in _dispatch(r, event, edit=_chain_logits(r, batch)):
+        for d in _dispatch(r, event, edit=_chain_logits(r, batch, device_masks)):
             if not isinstance(d.action, AdjustedLogits):
                 _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
         if r.logits is not None:
@@ -195,6 +199,14 @@ def sample(
                 temperature=r.temperature,
                 top_k=1 if greedy else r.ctx.sampling_params.top_k,
             )
+    masked = [r for r in live if r.mask is not None and r.logits is None]
+    if masked:
+        width = int(logits.shape[-1])
+        if bitmask is None:
+            bitmask = np.full((len(flat), (width + 31) // 32), -1, dtype=np.int32)
+        for r in masked:
+            assert r.mask is not None
+            bitmask[r.index] &= r.mask.packed(width)  # MAX's own grammar mask, if any, still holds
     try:
         sampler = (
             pipeline._sampler_with_bitmask
@@ -307,18 +319,36 @@ def _dispatch(row: _Row, event: Event, edit: Any = None) -> list[Any]:
     return result
 
 
-def _chain_logits(row: _Row, batch: _BatchLogits) -> Any:
+def _chain_logits(row: _Row, batch: _BatchLogits, device_masks: bool) -> Any:
+    """Apply each mod's AdjustedLogits before the next mod sees the event.
+
+    Allow/ban-only edits stay a :class:`RowMask` (applied on the device by the
+    bitmask sampler) until some mod reads the logits or edits them otherwise.
+    """
+
+    def current() -> np.ndarray:
+        if row.logits is None and row.mask is not None:
+            row.logits = row.mask.apply(batch.row(row.index))
+            row.mask = None
+        return row.logits if row.logits is not None else batch.row(row.index)
+
     def edit(event: Event, action: Action, mod_name: str = "?") -> Event:
         if not isinstance(action, AdjustedLogits) or row.st.finished:
             return event
-        base = row.logits if row.logits is not None else batch.row(row.index)
+        if action.temperature is not None:
+            row.temperature = action.temperature
+        if device_masks and row.logits is None and is_mask_only(action):
+            try:
+                row.mask = (row.mask or RowMask()).add(action, batch.width)
+            except InvalidActionError as exc:
+                _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
+                return event
+            return ForwardPass(row.st.request_id, row.st.step, current)
         try:
-            row.logits = action.apply(base)
+            row.logits = action.apply(current())
         except InvalidActionError as exc:
             _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
             return event
-        if action.temperature is not None:
-            row.temperature = action.temperature
         return ForwardPass(row.st.request_id, row.st.step, row.logits)
 
     return edit

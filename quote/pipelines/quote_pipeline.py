@@ -46,6 +46,36 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         )
         self.registry = ModRegistry(preloaded=load_preloaded())
         self._stats_written = 0.0
+        if getattr(self, "_sampler_with_bitmask", None) is None:
+            self._sampler_with_bitmask: Any = self._compile_bitmask_sampler()
+
+    def _compile_bitmask_sampler(self) -> Any:
+        """MAX's sampler with a packed-bitmask input, for mods' allow/ban masks on the device.
+
+        MAX compiles it only with structured output enabled; Quote always needs it.
+        Without it (compile failure), masks fall back to editing logits on the host.
+        """
+        from max.graph import DeviceRef
+        from max.pipelines.lib.graph_specs import GraphRole, GraphSpec, compile_graphs, init_graphs
+        from max.pipelines.sampling import TopKSampler
+
+        try:
+            sampler = TopKSampler(
+                self._pipeline_config.sampling,
+                device=DeviceRef.from_device(self._sampler_device),
+                needs_bitmask_input=True,
+                unpadded_vocab_size=self.vocab_size,
+            )
+            specs = {
+                GraphRole.SAMPLER_BITMASK: GraphSpec(
+                    sampler, TopKSampler.GRAPH_NAME, sampler.input_types
+                )
+            }
+            artifacts = compile_graphs(self.session, specs)
+            return init_graphs(self.session, artifacts, specs)[GraphRole.SAMPLER_BITMASK]
+        except Exception as exc:  # noqa: BLE001 - optional fast path; fall back to host masks
+            logger.warning("bitmask sampler unavailable, masks run on the host: %s", exc)
+            return None
 
     # --- MAX entry points -------------------------------------------------------------
     def execute(self, inputs: Any) -> Any:

@@ -305,3 +305,34 @@ def test_prefilled_exactly_once_and_steps_contiguous(
     assert rec.prefilled == 1
     assert rec.steps == list(range(len(rec.steps)))
     assert np.all(np.isfinite(rec.records[0][1]))
+
+
+def test_device_masks_match_host_masks(engine: LocalEngine, prompt: list[int]) -> None:
+    """Allow/ban edits run on the device (bitmask sampler) exactly as on the host."""
+    assert engine.pipeline._sampler_with_bitmask is not None
+    allowed = (100, 500, 999)
+
+    @mod
+    def allow(event: Any, actions: Any, tokenizer: Any) -> Any:
+        if isinstance(event, ForwardPass):
+            return actions.adjust_logits(allow=allowed)
+        return None
+
+    @mod
+    def reads(event: Any, actions: Any, tokenizer: Any) -> None:
+        if isinstance(event, ForwardPass):
+            assert int(np.isfinite(event.logits).sum()) == len(allowed)  # sees the edit
+        return None
+
+    reqs = [
+        Request(
+            prompt, 12, temperature=1.5, seed=s, ignore_eos=True, options=RequestOptions(mods=m)
+        )
+        for s in range(3)
+        for m in ([allow], [allow, reads])
+    ]
+    out = engine.generate(reqs)
+    for device, host in zip(out[0::2], out[1::2], strict=True):
+        assert device.error is None and host.error is None
+        assert set(device.tokens) <= set(allowed)
+        assert device.tokens == host.tokens

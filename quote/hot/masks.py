@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Allow/ban masks applied on the device by MAX's bitmask sampler.
+
+An ``AdjustedLogits`` that only allows or bans tokens (no full row, no bias) does
+not need the logits on the host: the engine turns it into one row of a packed
+int32 bitmask (bit ``t % 32`` of word ``t // 32`` set = token ``t`` allowed) and
+lets the sampler graph mask on the device. Packed rows are cached by content.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from quote.sdk.actions import AdjustedLogits
+from quote.sdk.errors import InvalidActionError
+
+__all__ = ["RowMask", "is_mask_only", "pack"]
+
+_CACHE: OrderedDict[tuple[int, bytes, bytes], npt.NDArray[np.int32]] = OrderedDict()
+_CACHE_SIZE = 256
+
+
+def is_mask_only(action: AdjustedLogits) -> bool:
+    """Whether ``action`` only allows/bans tokens (so it can run on the device)."""
+    return (
+        action.logits is None and not action.bias and (action.allow is not None or bool(action.ban))
+    )
+
+
+class RowMask:
+    """The combined allow/ban edits of one request's mods for one step."""
+
+    __slots__ = ("allow", "ban")
+
+    def __init__(self) -> None:
+        self.allow: npt.NDArray[np.int64] | None = None
+        self.ban: npt.NDArray[np.int64] | None = None
+
+    def add(self, action: AdjustedLogits, vocab: int) -> RowMask:
+        """Combine ``action`` (allow-lists intersect, bans accumulate); checks ids."""
+        for ids in (action.allow, action.ban):
+            if ids:
+                arr = np.asarray(ids, dtype=np.int64)
+                if arr.min() < 0 or arr.max() >= vocab:
+                    bad = arr[(arr < 0) | (arr >= vocab)][:8].tolist()
+                    raise InvalidActionError(
+                        f"AdjustedLogits: token ids outside the vocabulary (size {vocab}): {bad}"
+                    )
+        if action.allow is not None:
+            allow = np.unique(np.asarray(action.allow, dtype=np.int64))
+            self.allow = allow if self.allow is None else np.intersect1d(self.allow, allow)
+        if action.ban:
+            ban = np.asarray(action.ban, dtype=np.int64)
+            self.ban = ban if self.ban is None else np.union1d(self.ban, ban)
+        return self
+
+    def apply(self, row: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The masked copy of ``row`` (host path, when a later mod reads the logits)."""
+        out = row.astype(np.float32, copy=True)
+        if self.ban is not None:
+            out[self.ban] = -np.inf
+        if self.allow is not None:
+            masked = np.full_like(out, -np.inf)
+            masked[self.allow] = out[self.allow]
+            out = masked
+        return out
+
+    def packed(self, vocab: int) -> npt.NDArray[np.int32]:
+        """This mask as one packed bitmask row for a ``vocab``-wide logits row."""
+        allow = b"" if self.allow is None else self.allow.tobytes()
+        ban = b"" if self.ban is None else self.ban.tobytes()
+        key = (vocab, allow, ban)
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+        keep = np.zeros(vocab, dtype=bool) if self.allow is not None else np.ones(vocab, dtype=bool)
+        if self.allow is not None:
+            keep[self.allow] = True
+        if self.ban is not None:
+            keep[self.ban] = False
+        row = pack(keep)
+        _CACHE[key] = row
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return row
+
+
+def pack(keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+    """Pack a boolean keep-mask into int32 words (token t -> word t//32, bit t%32)."""
+    words = (keep.shape[0] + 31) // 32
+    padded = np.zeros(words * 32, dtype=bool)
+    padded[: keep.shape[0]] = keep
+    return np.packbits(padded, bitorder="little").view("<i4").astype(np.int32)
