@@ -205,8 +205,11 @@ def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[s
     res: dict[str, Any] = {"ms_per_step": {}}
     for b in a.batches:
         samples: dict[str, list[float]] = {k: [] for k in configs}
-        for _ in range(a.reps):
-            for name, (pipe, m) in configs.items():
+        names = list(configs)
+        for rep in range(a.reps):
+            # Rotate the order each repetition so no configuration always runs first.
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                pipe, m = configs[name]
                 samples[name].append(decode_ms(pipe, b, a.prompt, a.steps, m))
         res["ms_per_step"][b] = {k: statistics.median(v) for k, v in samples.items()}
     ours = first_logits(stock)
