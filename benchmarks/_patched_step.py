@@ -4,17 +4,12 @@
 Each replacement is the code of the proposed change to ``quote/`` (see the README's
 "Proposed fix" section for the diff); :func:`installed` swaps them in for a block:
 
-1. ``QuotePipeline.quote_sync_kv``: (a) no ``kv.alloc`` after an ordinary decode step. The
-   scheduler (``max serve``'s batch constructor, ``max generate``, ``LocalEngine``) calls
-   ``alloc`` for every request before every step anyway, so Quote's extra call doubled the
-   paged-cache bookkeeping of each modded request (and its ``input_tokens`` metric).
-   A rewound request still allocates at once (prefix caching: release + claim + alloc), and
-   so does a request rescheduled before this step's forward (forced tokens at Prefilled).
-   (b) With prefix caching, a rewind that keeps every hashed (publishable) block is done in
-   place, as without prefix caching, instead of release + re-claim, which recomputed up to a
-   page (128 tokens) of tail in the regenerate step.
-2. ``ModSession._call``: set/reset the request context variable directly instead of the
-   generator-based ``bind_request`` context manager (4.0 -> 0.7 us per event and mod).
+(Two earlier items, no ``kv.alloc`` after a plain decode step and no ``bind_request``
+context manager per mod call, are in ``quote/`` since commit 5906f81; they are not repeated.)
+
+1. ``QuotePipeline.quote_sync_kv``: with prefix caching, a rewind that keeps every hashed
+   (publishable) block is done in place, as without prefix caching, instead of release +
+   re-claim, which made the regenerate step recompute up to a page (128 tokens) of tail.
 3. ``execute_impl._dispatch``: read the clock only when the request is traced.
 4. ``sequence.schedule_forward``: no imports inside the per-step function.
 5. ``ModSession.hold_back``: computed once per session, not per step.
@@ -38,14 +33,9 @@ from max.pipelines.context.tokens import Range
 import quote.hot.execute_impl as ei
 from quote.hot import sequence
 from quote.mods import session as session_mod
-from quote.mods.session import ModFailure, ModSession, _describe
+from quote.mods.session import ModFailure, ModSession
 from quote.pipelines.quote_pipeline import QuotePipeline
-from quote.sdk.actions import LEGAL_EVENTS, Action, Noop
-from quote.sdk.builder import ActionBuilder
-from quote.sdk.context import current_request
-from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import Event
-from quote.sdk.mod import Mod
 
 __all__ = ["installed"]
 
@@ -62,7 +52,7 @@ def quote_sync_kv(self: Any, ctx: Any, *, rewound: bool, after_forward: bool) ->
         kv.release(ctx)
         kv.claim(ctx, replica_idx=0)
         sequence.schedule_forward(ctx, 0, ctx.tokens._completion_range.start)
-    if rewound or not after_forward:
+    if rewound or ctx.tokens.active_length > 1:
         kv.alloc(ctx)
 
 
@@ -83,28 +73,6 @@ def _tail_only_rewind(kv: Any, ctx: Any) -> bool:
         return False
     published = max(len(state.hashes) * block, int(state.committed_idx))
     return int(ctx.tokens._current_length) >= published
-
-
-def _call(self: ModSession, name: str, inst: Mod, event: Event, ev_name: str) -> Action:
-    """``ModSession._call`` with a plain context-variable set/reset."""
-    token = current_request.set(self.info)
-    try:
-        result = inst.handle(event, ActionBuilder(event), self.tokenizer)
-    except QuoteSDKError as exc:
-        raise ModFailure(name, ev_name, str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - a mod's own bug: fail only this request
-        raise ModFailure(name, ev_name, _describe(exc)) from exc
-    finally:
-        current_request.reset(token)
-    if result is None:
-        return Noop()
-    if not isinstance(result, _ACTION_TYPES):
-        raise ModFailure(
-            name, ev_name, f"returned {type(result).__name__} {result!r:.80}, not an action"
-        )
-    if type(event) not in LEGAL_EVENTS[type(result)]:
-        raise ModFailure(name, ev_name, f"action {type(result).__name__} is not legal at {ev_name}")
-    return result
 
 
 def _dispatch(row: Any, event: Event, edit: Any = None) -> list[Any]:
@@ -222,7 +190,6 @@ def installed() -> Iterator[None]:
     """Swap the proposed versions in for the duration of the block."""
     saved = [
         (QuotePipeline, "quote_sync_kv", QuotePipeline.__dict__["quote_sync_kv"]),
-        (ModSession, "_call", ModSession.__dict__["_call"]),
         (ModSession, "hold_back", ModSession.__dict__["hold_back"]),
         (ei, "_dispatch", ei._dispatch),
         (sequence, "schedule_forward", sequence.schedule_forward),
@@ -231,7 +198,6 @@ def installed() -> Iterator[None]:
         (ei, "_append", ei._append),
     ]
     QuotePipeline.quote_sync_kv = quote_sync_kv
-    ModSession._call = _call  # type: ignore[method-assign]
     ModSession.hold_back = property(_hold_back)  # type: ignore[assignment, method-assign]
     ei._dispatch = _dispatch
     sequence.schedule_forward = schedule_forward

@@ -7,8 +7,9 @@ Usage::
         [--batch-sizes 1,16,64] [--reps 3] [--steps 64] [--prompt-len 128]
         [--profile] [--patched] [--out /tmp/quote-bench/overhead.json]
 
-Four configurations, same checkpoint, same process, interleaved per repetition
-(``stock none noop mask stock none noop mask ...``):
+Four configurations, same checkpoint, same process. Each repetition runs one batch per
+configuration side by side and steps them in turn (``stock none noop mask`` for every
+decode step, the order rotating each round), so noise from other processes hits all alike:
 
 - ``stock``: MAX's ``TextGenerationPipeline`` (``load_pipeline(stock=True)``);
 - ``none``: ``QuotePipeline``, no mod (it falls back to the stock step);
@@ -18,9 +19,12 @@ Four configurations, same checkpoint, same process, interleaved per repetition
 
 Every request is greedy with ``ignore_eos``, a fixed prompt and ``--steps`` decode steps;
 only decode steps are timed (each ``execute`` call after the prefill). The tables give the
-median ms/step, tokens/s (batch / step time) and the ratio of tokens/s to ``stock``.
+median ms/step, tokens/s (batch / step time), the ratio of medians and the paired ratio (the
+median over rounds of stock's step time / the configuration's step time in the same round),
+against which the targets are checked.
 
-``--profile`` adds a cProfile of the ``noop`` configuration at each batch size.
+``--profile`` adds a cProfile of the ``noop`` configuration at each batch size;
+``--breakdown`` times each phase of the step (us/step) for ``stock``, ``noop`` (and ``noop+p``).
 ``--patched`` monkeypatches the proposed step changes from ``benchmarks/_patched_step.py``
 into ``quote.hot.execute_impl`` and adds ``noop+p`` / ``mask+p`` configurations.
 """

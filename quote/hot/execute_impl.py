@@ -64,10 +64,11 @@ class _Row:
 
 def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
     """Run one Quote step for ``inputs`` on ``pipeline`` (a ``QuotePipeline``)."""
-    rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in inputs.flat_batch]
-    if not any(r.st.session for r in rows):
+    flat = inputs.flat_batch
+    if not any(pipeline.quote_has_mods(ctx) for ctx in flat):
         stock: dict[Any, Any] = pipeline.stock_execute(inputs)
         return stock
+    rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in flat]
     start_requests(pipeline, rows)
     live = [r for r in rows if not r.st.finished]
     if live:

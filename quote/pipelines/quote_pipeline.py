@@ -132,6 +132,16 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         return self.quote_results.pop(request_id, None)
 
     # --- used by execute_impl -----------------------------------------------------------
+    def quote_has_mods(self, ctx: Any) -> bool:
+        """Whether the request runs Quote's step (it has, or had, mods); cheap, no allocation."""
+        rid = ctx.request_id
+        if rid in self.quote_states:
+            return True
+        options = self._pending_options.get(rid)
+        if options is not None:
+            return bool(options.mods)
+        return bool(getattr(ctx, "quote_options", None))
+
     def quote_state(self, ctx: Any) -> RequestState:
         """The request's state, created (and its mods started) on first sight."""
         rid = ctx.request_id

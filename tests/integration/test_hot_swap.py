@@ -47,8 +47,8 @@ def test_edit_is_picked_up_and_broken_edit_keeps_previous(
 
         # A working edit: the new version marks the pipeline each step.
         src = copy.read_text().replace(
-            "    rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in inputs.flat_batch]",
-            "    pipeline.hot_marker = 'v2'\n    rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in inputs.flat_batch]",
+            "    flat = inputs.flat_batch\n",
+            "    flat = inputs.flat_batch\n    pipeline.hot_marker = 'v2'\n",
         )
         assert "hot_marker" in src
         _touch(copy, src)
