@@ -248,7 +248,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         kv = self.kv_manager
         if after_forward:
             kv.step(ctx)
-        if rewound and self.enable_prefix_caching:
+        if rewound and self.enable_prefix_caching and not _tail_only_rewind(kv, ctx):
             from quote.hot import sequence
 
             kv.release(ctx)
@@ -258,3 +258,24 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             # A plain one-token step needs nothing here: the scheduler allocates
             # before every step. New prompts, rewinds and forced chunks do.
             kv.alloc(ctx)
+
+
+def _tail_only_rewind(kv: Any, ctx: Any) -> bool:
+    """Whether the rewound sequence still holds every block the prefix cache has hashed.
+
+    Then only the request's own, unpublished last page(s) changed, which nothing
+    shares, so the in-place rewind (as without prefix caching) is exact and the
+    regenerate step recomputes one token instead of up to a page of tail. Reads MAX
+    26.7 ``JengaBlockManager`` internals; anything unexpected falls back to
+    release-and-reclaim.
+    """
+    state_of = getattr(kv, "_state_of", None)
+    block = int(getattr(kv, "_block_size", 0) or 0)
+    if state_of is None or block <= 0:
+        return False
+    try:
+        state = state_of(ctx)
+        published = max(len(state.hashes) * block, int(state.committed_idx))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return False
+    return int(ctx.tokens._current_length) >= published

@@ -152,6 +152,27 @@ def test_rewinds_match_fresh_prefill(
     prop()
 
 
+@pytest.mark.parametrize(
+    "prefix_caching", [False, True], ids=["prefix-cache-off", "prefix-cache-on"]
+)
+def test_backtrack_across_a_published_page(
+    pipeline_factory: Any, ref_engine: LocalEngine, prefix_caching: bool
+) -> None:
+    """Force past the 128-token page boundary, then backtrack below it (release-and-reclaim path)."""
+    engine = LocalEngine(pipeline_factory("default", prefix_caching=prefix_caching))
+    plan = [
+        (0, "Added", "force", 7, 1),
+        (2, "Sampled", "backtrack", 7, 2),
+        (3, "ForwardPass", "backtrack_force", 6, 3),
+    ]
+    _check(
+        engine,
+        ref_engine,
+        [(124, plan), (127, plan[:2])],
+        f"page-boundary prefix_caching={prefix_caching}",
+    )
+
+
 def test_report_oracle() -> None:
     """Prints the oracle's summary (cases, rows compared, worst |diff|)."""
     if not REPORT["cases"]:
