@@ -12,9 +12,8 @@ One request (batch 1) per sequence length L, prompt of about L tokens. Its mod r
 times); the sequence then regenerates. Two ``QuotePipeline`` instances, prefix caching off
 (the rewind is in place: only ``processed_length`` moves back) and on (the request releases
 its pages and re-claims them; the next alloc re-matches every full page and recomputes the
-tail), interleaved per repetition; ``--patched`` adds ``on+p``: prefix caching on with the
-proposed ``quote_sync_kv`` of ``_patched_step.py`` (in-place rewind while no hashed block is
-touched). Measured, as medians:
+tail; it rewinds in place while no page the prefix cache has hashed changes), interleaved per
+repetition. Measured, as medians:
 
 - ``plain``: one ordinary decode step at that length;
 - ``rewind + regen``: the step that performs the rewind (its own forward, sample, the
@@ -76,16 +75,6 @@ def backtrack_mod(n: int, first: int, every: int, cycles: int, log: list[int]) -
     return ModDefinition(f"backtrack{n}", Backtracker, Backtracker.hold_back)
 
 
-def _installed(mode: str) -> Any:
-    import contextlib
-
-    if not mode.endswith("+p"):
-        return contextlib.nullcontext()
-    import _patched_step
-
-    return _patched_step.installed()
-
-
 def _fit_positions(path: Path, max_length: int) -> None:
     cfg_path = path / "config.json"
     cfg = json.loads(cfg_path.read_text())
@@ -102,11 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ns", default="8", help="backtrack sizes, e.g. 8,64")
     p.add_argument("--cycles", type=int, default=4, help="backtracks per request")
     p.add_argument("--max-length", type=int, default=8320)
-    p.add_argument(
-        "--patched",
-        action="store_true",
-        help="also run prefix caching on with the proposed quote_sync_kv (_patched_step.py)",
-    )
     args = p.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
     ns = [int(x) for x in args.ns.split(",")]
@@ -129,12 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     vocab = int(pipes[False].pipeline.vocab_size)
 
     modes = [("off", False, False), ("on", True, False)]
-    if args.patched:
-        modes.append(("on+p", True, True))
 
     def run_backtrack(mode: str, length: int, n: int, seed: int) -> dict[str, float]:
-        with _installed(mode):
-            return _run_backtrack(pipes[mode != "off"], length, n, seed)
+        return _run_backtrack(pipes[mode != "off"], length, n, seed)
 
     def _run_backtrack(loaded: Any, length: int, n: int, seed: int) -> dict[str, float]:
         every = n + 8

@@ -5,7 +5,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_overhead.py [--model DIR] [--devices cpu|gpu]
         [--batch-sizes 1,16,64] [--reps 3] [--steps 64] [--prompt-len 128]
-        [--profile] [--patched] [--out /tmp/quote-bench/overhead.json]
+        [--profile] [--out /tmp/quote-bench/overhead.json]
 
 Four configurations, same checkpoint, same process. Each repetition runs one batch per
 configuration side by side and steps them in turn (``stock none noop mask`` for every
@@ -24,9 +24,7 @@ median over rounds of stock's step time / the configuration's step time in the s
 against which the targets are checked.
 
 ``--profile`` adds a cProfile of the ``noop`` configuration at each batch size;
-``--breakdown`` times each phase of the step (us/step) for ``stock``, ``noop`` (and ``noop+p``).
-``--patched`` monkeypatches the proposed step changes from ``benchmarks/_patched_step.py``
-into ``quote.hot.execute_impl`` and adds ``noop+p`` / ``mask+p`` configurations.
+``--breakdown`` times each phase of the step (us/step) for ``stock`` and ``noop``.
 """
 
 from __future__ import annotations
@@ -92,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--breakdown",
         action="store_true",
-        help="time each phase of the step (perf_counter) for stock, noop (and noop+p)",
-    )
-    p.add_argument(
-        "--patched", action="store_true", help="also run the proposed execute_impl changes"
+        help="time each phase of the step (perf_counter) for stock and noop",
     )
     args = p.parse_args(argv)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -121,18 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         "noop": (quote, [noop_mod], False),
         "mask": (quote, [mask_mod], False),
     }
-    if args.patched:
-        configs["noop+p"] = (quote, [noop_mod], True)
-        configs["mask+p"] = (quote, [mask_mod], True)
 
     def stepper(name: str, b: int, steps: int) -> Stepper:
         loaded, mods, _ = configs[name]
         return Stepper(loaded, [prompt] * b, max_new_tokens=steps, mods=mods)
 
     def step(name: str, s: Stepper) -> float:
-        if configs[name][2]:
-            with _patched().installed():
-                return s.step()
         return s.step()
 
     # Warm-up: a short run of each configuration at each batch size (first-step costs).
@@ -235,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     breakdown: dict[str, Any] = {}
     if args.breakdown:
         phase_cfgs = [("stock", stock, [], False), ("noop", quote, [noop_mod], False)]
-        if args.patched:
-            phase_cfgs.append(("noop+p", quote, [noop_mod], True))
         for b in batch_sizes:
             per: dict[str, dict[str, float]] = {}
             for _ in range(2):  # the second pass is kept (warm)
@@ -266,12 +253,6 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     return 0
-
-
-def _patched() -> Any:
-    import _patched_step
-
-    return _patched_step
 
 
 _PHASE_ORDER = [
@@ -327,7 +308,7 @@ def _phases(
 
         return wrapped
 
-    with _patched().installed() if patched else contextlib.nullcontext():
+    with contextlib.nullcontext():
         runner = Stepper(loaded, [prompt] * b, max_new_tokens=steps, mods=mods)
         runner.step()  # the prefill, untimed
         saved = [(o, n, o.__dict__[n]) for o, n, _ in targets]

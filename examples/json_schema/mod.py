@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from interegular.fsm import FSM, anything_else
 
 from examples.json_schema.compiler import (
     ITEM_SEP,
@@ -82,46 +81,6 @@ _compiled_lock = threading.Lock()
 
 
 # ----------------------------------------------------------------------------- leaf automata
-class _FsmDFA(CharDFA):
-    """A :class:`CharDFA` built from an ``interegular`` FSM instead of a pattern."""
-
-    def __init__(self, fsm: FSM, key: str) -> None:  # noqa: D107 - mirrors CharDFA
-        self.pattern = key
-        states = sorted(fsm.states)
-        num = {s: i for i, s in enumerate(states)}
-        n = len(states)
-        self.dead = n
-        self.alphabet = fsm.alphabet
-        n_sym = len(set(self.alphabet.values()))
-        self.pad_symbol = n_sym
-        self.unknown_symbol = n_sym + 1
-        try:
-            self.else_symbol: int | None = int(self.alphabet[anything_else])
-        except KeyError:
-            self.else_symbol = None
-        self.finals = np.zeros(n + 1, dtype=bool)
-        for s in fsm.finals:
-            self.finals[num[s]] = True
-        trans = np.full((n + 1, n_sym + 2), self.dead, dtype=np.int32)
-        for s, row in fsm.map.items():
-            for sym, nxt in row.items():
-                trans[num[s], int(sym)] = num[nxt]
-        live = self.finals.copy()
-        changed = True
-        while changed:
-            new = live | live[trans[:, :n_sym]].any(axis=1)
-            new[self.dead] = False
-            changed = bool((new != live).any())
-            live = new
-        trans[~live[trans]] = self.dead
-        trans[:, self.pad_symbol] = np.arange(n + 1, dtype=np.int32)
-        trans[self.dead, :] = self.dead
-        self.trans = trans
-        self.initial = num[fsm.initial] if live[num[fsm.initial]] else self.dead
-        self.live = live
-        self.n_states = n
-
-
 @dataclass
 class _LeafIndex:
     """A leaf's automaton over the vocabulary, and each state's distance to acceptance."""
@@ -136,7 +95,7 @@ def _leaf_index(table: TokenTable, leaf: Leaf) -> _LeafIndex:
     hit: _LeafIndex | None = table.cache.get(key)
     if hit is not None:
         return hit
-    dfa: CharDFA = _FsmDFA(leaf.fsm(), leaf.key)
+    dfa: CharDFA = CharDFA.from_fsm(leaf.fsm(), leaf.key)
     n_sym = dfa.pad_symbol
     dist = np.full(dfa.trans.shape[0], math.inf)
     dist[dfa.finals] = 0.0

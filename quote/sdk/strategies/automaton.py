@@ -56,6 +56,16 @@ class CharDFA:
                 fsm = fsm & interegular.parse_pattern(f"[\\s\\S]{{0,{max_chars}}}").to_fsm()
         except Exception as exc:  # noqa: BLE001 - interegular raises many exception types
             raise PatternError(f"cannot compile pattern {pattern!r}: {exc}") from exc
+        self._build(fsm, pattern, stop_at_final)
+
+    @classmethod
+    def from_fsm(cls, fsm: Any, key: str, *, stop_at_final: bool = False) -> CharDFA:
+        """An automaton from an ``interegular`` FSM built elsewhere (``key`` names it)."""
+        dfa = cls.__new__(cls)
+        dfa._build(fsm, key, stop_at_final)
+        return dfa
+
+    def _build(self, fsm: Any, pattern: str, stop_at_final: bool) -> None:
         self.pattern = pattern
         states = sorted(fsm.states)
         num = {s: i for i, s in enumerate(states)}

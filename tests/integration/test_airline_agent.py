@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The airline agent (examples/airline_agent) on a real ``quote serve`` subprocess (tiny model, CPU).
+
+The client side is played with the ``openai`` client; tool results are fed back as ``tool``
+messages. The tiny model's weights are random, so routing and extraction are auto-answered from
+the user's text here and every reply is forced: the assertions are exact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from server_proc import Server
+
+from examples.airline_agent.agent import (
+    CONFIRM_REPLY,
+    HELP_REPLY,
+    ID_PATTERN,
+    NO_TOOLS_REPLY,
+    POLICY_REPLY,
+    status_reply,
+)
+from examples.airline_agent.client import (
+    MOD_NAME,
+    RESERVATIONS,
+    ReservationDesk,
+    Turn,
+    chat_turn,
+    play,
+)
+
+pytestmark = pytest.mark.integration
+
+KEY = "test-admin-key"
+PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "airline_agent"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    d = tmp_path_factory.mktemp("airline")
+    srv = Server(tiny_model, d / "mods", d / "server.log", QUOTE_ADMIN_KEY=KEY)
+    try:
+        srv.wait_ready()
+        bundle = {
+            f"airline_agent/{name}": (PACKAGE / name).read_text()
+            for name in ("__init__.py", "agent.py")
+        }
+        r = httpx.post(
+            srv.base + "/v1/mods",
+            json={
+                "name": MOD_NAME,
+                "source": bundle,
+                "entrypoint": "airline_agent.agent:AGENT",
+                "description": "tau2-style airline agent",
+            },
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=120,
+        )
+        assert r.status_code == 201, r.text
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model(client: openai.OpenAI) -> str:
+    return f"{client.models.list().data[0].id}/{MOD_NAME}"
+
+
+def _assistant(turn: Turn) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": turn.content or None,
+        "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for cid, n, a in turn.tool_calls
+        ],
+    }
+
+
+def _result(turn: Turn, content: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": turn.tool_calls[0][0], "content": json.dumps(content)}
+
+
+def test_cancel_refundable(client: openai.OpenAI, model: str) -> None:
+    """get_reservation -> (refundable) cancel_reservation -> the exact confirmation."""
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Hi, please cancel my reservation ABC123."}
+    ]
+    first = chat_turn(client, model, messages)
+    assert first.finish_reason == "tool_calls" and first.content == ""
+    assert [(n, a) for _, n, a in first.tool_calls] == [
+        ("get_reservation", {"reservation_id": "ABC123"})
+    ]
+    messages += [_assistant(first), _result(first, RESERVATIONS["ABC123"])]
+    second = chat_turn(client, model, messages)
+    assert second.finish_reason == "tool_calls"
+    assert [(n, a) for _, n, a in second.tool_calls] == [
+        ("cancel_reservation", {"reservation_id": "ABC123"})
+    ]
+    messages += [_assistant(second), _result(second, {"success": True, "status": "cancelled"})]
+    third = chat_turn(client, model, messages)
+    assert third.tool_calls == [] and third.finish_reason == "stop"
+    assert third.content == CONFIRM_REPLY.format(reservation_id="ABC123")
+
+
+def test_cancel_not_refundable(client: openai.OpenAI, model: str) -> None:
+    """A non-refundable reservation gets the policy text and no cancel call; state unchanged."""
+    desk = ReservationDesk()
+    turns, _ = play(client, model, "I want to cancel reservation XYZ789 please", desk)
+    assert [name for name, _ in desk.calls] == ["get_reservation"]
+    assert turns[-1].content == POLICY_REPLY and turns[-1].finish_reason == "stop"
+    assert desk.reservations["XYZ789"]["status"] == "confirmed"
+
+
+def test_status_from_tool_result(client: openai.OpenAI, model: str) -> None:
+    """A status request: get_reservation, then a reply built from the tool's JSON."""
+    desk = ReservationDesk()
+    turns, _ = play(client, model, "What is the status of my booking def456?", desk)
+    assert desk.calls == [("get_reservation", {"reservation_id": "DEF456"})]
+    reply = turns[-1].content
+    assert reply == status_reply("DEF456", RESERVATIONS["DEF456"])
+    assert "confirmed" in reply and "delayed" in reply and "2025-08-02" in reply
+
+
+def test_streaming_round_trip(client: openai.OpenAI, model: str) -> None:
+    """The whole cancellation streamed: tool calls as deltas, the confirmation as text."""
+    desk = ReservationDesk()
+    turns, _ = play(client, model, "Cancel ABC123 for 2025-06-01, thanks.", desk, stream=True)
+    assert [name for name, _ in desk.calls] == ["get_reservation", "cancel_reservation"]
+    assert [t.finish_reason for t in turns] == ["tool_calls", "tool_calls", "stop"]
+    assert turns[0].content == "" and turns[1].content == ""
+    assert turns[-1].content == CONFIRM_REPLY.format(reservation_id="ABC123")
+    assert desk.reservations["ABC123"]["status"] == "cancelled"
+
+
+def test_model_routes_unclear_requests(client: openai.OpenAI, model: str) -> None:
+    """No keyword, no id: the model answers the questions, under their constraints."""
+    turn = chat_turn(client, model, [{"role": "user", "content": "hello there"}])
+    if turn.tool_calls:
+        [(_, name, args)] = turn.tool_calls
+        assert name == "get_reservation" and re.fullmatch(ID_PATTERN, args["reservation_id"])
+    else:
+        assert turn.content == HELP_REPLY
+    again = chat_turn(client, model, [{"role": "user", "content": "hello there"}])
+    # The questions are answered greedily: the same request gets the same answer.
+    assert (again.content, [c[1:] for c in again.tool_calls]) == (
+        turn.content,
+        [c[1:] for c in turn.tool_calls],
+    )
+
+
+def test_tools_not_declared(client: openai.OpenAI, model: str) -> None:
+    """Without the tools in the request, the agent says so instead of calling them."""
+    turn = chat_turn(
+        client, model, [{"role": "user", "content": "cancel ABC123"}], tools=openai.NOT_GIVEN
+    )
+    assert turn.tool_calls == [] and turn.content == NO_TOOLS_REPLY
