@@ -175,6 +175,18 @@ def _results(conv: Conversation, reservation_id: str) -> dict[str, dict[str, Any
     return found
 
 
+def _calls_this_turn(conv: Conversation) -> dict[str, str]:
+    """``{tool name: reservation id}`` of the agent's own tool calls this turn (latest last)."""
+    calls: dict[str, str] = {}
+    for call, _ in _current_turn(conv).tool_call_pairs():
+        name, args = _call_parts(call)
+        rid = str(args.get("reservation_id", "")).upper()
+        if re.fullmatch(ID_PATTERN, rid):
+            calls.pop(name, None)
+            calls[name] = rid
+    return calls
+
+
 def _declared(conv: Conversation, name: str) -> bool:
     return any(
         (t.get("function") if isinstance(t.get("function"), Mapping) else t).get("name") == name
@@ -185,7 +197,10 @@ def _declared(conv: Conversation, name: str) -> bool:
 # --------------------------------------------------------------------------- auto answers
 def auto_intent(env: dict[str, Any]) -> str | None:
     """``cancel`` / ``status`` from keywords of the last user message; ``None`` = ask the model."""
-    texts = _user_texts(get_conversation())
+    conv = get_conversation()
+    if "cancel_reservation" in _calls_this_turn(conv):
+        return "cancel"
+    texts = _user_texts(conv)
     text = texts[0] if texts else ""
     if _CANCEL_WORDS.search(text):
         return "cancel"
@@ -195,8 +210,13 @@ def auto_intent(env: dict[str, Any]) -> str | None:
 
 
 def auto_reservation_id(env: dict[str, Any]) -> str | None:
-    """The latest 6-character id with a digit in the user's messages, upper-cased."""
-    for text in _user_texts(get_conversation()):
+    """The id of this turn's earlier tool calls, else the latest 6-character word with a digit
+    in the user's messages (upper-cased); ``None`` = ask the model."""
+    conv = get_conversation()
+    called = _calls_this_turn(conv)
+    if called:
+        return next(reversed(called.values()))
+    for text in _user_texts(conv):
         for word in _ID_WORD.findall(text):
             if any(c.isdigit() for c in word):
                 return word.upper()

@@ -6,6 +6,9 @@ Importing this module imports MAX. ``ARCHITECTURES`` registers Quote's Gemma3 un
 """
 
 from quote.custom_arch.gemma3.arch import quote_gemma3_arch
+from quote.logs import configure_from_env
+
+configure_from_env()
 
 ARCHITECTURES = [quote_gemma3_arch]
 

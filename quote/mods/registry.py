@@ -217,17 +217,27 @@ class ModRegistry:
         return [s for s in specs if s is not None]
 
     def load(self, name: str) -> ModDefinition:
-        """The current definition of ``name`` (re-imported when its version changed)."""
+        """The current definition of ``name``.
+
+        A registered mod is re-imported when a new version is registered; in
+        development mode (``QUOTE_RELOAD=1``) also when its files change on disk,
+        and a preloaded (``--mod``) module is re-imported when its file changes.
+        """
         if name in self.preloaded:
+            if _reload_enabled():
+                self.preloaded[name] = _reload_preloaded(self.preloaded[name])
             return self.preloaded[name]
         spec = self.spec(name)
         if spec is None:
             raise KeyError(name)
+        files = self.root / name / "files"
+        key = spec.version + (_tree_signature(files) if _reload_enabled() else "")
         cached = self._cache.get(name)
-        if cached is not None and cached[0] == spec.version:
+        if cached is not None and cached[0] == key:
             return cached[1]
-        definition = load_from_dir(self.root / name / "files", spec.entrypoint, spec.version, name)
-        self._cache[name] = (spec.version, definition)
+        tag = spec.version if key == spec.version else f"{spec.version}_{uuid.uuid4().hex[:8]}"
+        definition = load_from_dir(files, spec.entrypoint, tag, name)
+        self._cache[name] = (key, definition)
         return definition
 
     # --- writing ------------------------------------------------------------------
@@ -301,3 +311,52 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _reload_enabled() -> bool:
+    return os.environ.get("QUOTE_RELOAD", "").lower() in ("1", "true", "yes")
+
+
+def _tree_signature(root: Path) -> str:
+    """Cheap change detector for a bundle directory: sizes and mtimes of its files."""
+    parts = []
+    for p in sorted(root.rglob("*.py")):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+_PRELOAD_MTIMES: dict[str, int] = {}
+
+
+def _reload_preloaded(definition: ModDefinition) -> ModDefinition:
+    """Re-import the module behind a preloaded mod if its file changed (development mode)."""
+    module_name = getattr(definition, "__module__", None) or getattr(
+        definition.factory, "__module__", None
+    )
+    module = sys.modules.get(str(module_name)) if module_name else None
+    path = getattr(module, "__file__", None)
+    if module is None or path is None:
+        return definition
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return definition
+    previous = _PRELOAD_MTIMES.setdefault(path, mtime)
+    if previous == mtime:
+        return definition
+    _PRELOAD_MTIMES[path] = mtime
+    try:
+        fresh = importlib.reload(module)
+        for value in vars(fresh).values():
+            if isinstance(value, ModDefinition) and value.name == definition.name:
+                logger.info("reloaded preloaded mod %s from %s", definition.name, path)
+                return value
+    except Exception as exc:  # noqa: BLE001 - a broken edit keeps the previous version
+        logger.error(
+            "reloading mod %s failed, keeping the previous version: %s", definition.name, exc
+        )
+    return definition

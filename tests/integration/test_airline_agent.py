@@ -24,6 +24,7 @@ from examples.airline_agent.agent import (
     HELP_REPLY,
     ID_PATTERN,
     NO_TOOLS_REPLY,
+    NOT_FOUND_REPLY,
     POLICY_REPLY,
     status_reply,
 )
@@ -147,19 +148,25 @@ def test_streaming_round_trip(client: openai.OpenAI, model: str) -> None:
 
 
 def test_model_routes_unclear_requests(client: openai.OpenAI, model: str) -> None:
-    """No keyword, no id: the model answers the questions, under their constraints."""
-    turn = chat_turn(client, model, [{"role": "user", "content": "hello there"}])
-    if turn.tool_calls:
-        [(_, name, args)] = turn.tool_calls
-        assert name == "get_reservation" and re.fullmatch(ID_PATTERN, args["reservation_id"])
-    else:
-        assert turn.content == HELP_REPLY
+    """No keyword, no id: the model answers the questions, under their constraints; the id it
+    chose is reused on the next turn (read back from the agent's own tool call)."""
+    first = chat_turn(client, model, [{"role": "user", "content": "hello there"}])
     again = chat_turn(client, model, [{"role": "user", "content": "hello there"}])
     # The questions are answered greedily: the same request gets the same answer.
     assert (again.content, [c[1:] for c in again.tool_calls]) == (
-        turn.content,
-        [c[1:] for c in turn.tool_calls],
+        first.content,
+        [c[1:] for c in first.tool_calls],
     )
+    desk = ReservationDesk()
+    turns, _ = play(client, model, "hello there", desk)
+    assert len(desk.calls) <= 1 and turns[-1].finish_reason == "stop"
+    if desk.calls:
+        [(name, args)] = desk.calls
+        rid = args["reservation_id"]
+        assert name == "get_reservation" and re.fullmatch(ID_PATTERN, rid)
+        assert turns[-1].content in (HELP_REPLY, NOT_FOUND_REPLY.format(reservation_id=rid))
+    else:
+        assert turns[-1].content == HELP_REPLY
 
 
 def test_tools_not_declared(client: openai.OpenAI, model: str) -> None:

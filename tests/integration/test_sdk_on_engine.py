@@ -122,3 +122,18 @@ def test_conversation_and_logs_reach_only_their_request(engine: LocalEngine) -> 
     a, b = engine.generate(reqs)
     assert tok.decode(a.tokens) == "alpha" and tok.decode(b.tokens) == "beta"
     assert a.trace is not None and a.trace["mod_logs"] == ["messages=1"]
+
+
+def test_serialized_mod_runs_on_the_engine(engine: LocalEngine) -> None:
+    """A mod packaged with serialize_mod and loaded with load_mod behaves like the original."""
+    from examples.demos import mods as demos
+    from quote.sdk.serialize import load_mod, serialize_mod
+
+    original = demos.greeting
+    loaded = load_mod(serialize_mod(original))
+    tok = engine.loaded.hf_tokenizer
+    prompt = [int(t) for t in tok.encode("Hi")]
+    a, b = engine.generate(
+        [Request(prompt, 10, options=RequestOptions(mods=[m])) for m in (original, loaded)]
+    )
+    assert a.error is None and a.tokens == b.tokens and tok.decode(a.tokens).startswith("Hello")
