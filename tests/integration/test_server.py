@@ -380,3 +380,19 @@ def test_restart_persistence_registry_off_and_reload(
         assert srv.healthy()
     finally:
         assert srv.stop() in (0, -15, 143)
+
+
+def test_sampling_parameters_with_and_without_mods(client: openai.OpenAI, served: str) -> None:
+    for model in (served, f"{served}/hello"):
+        a = chat(client, model, temperature=1.0, seed=7, max_tokens=10)
+        b = chat(client, model, temperature=1.0, seed=7, max_tokens=10)
+        assert a.choices[0].message.content == b.choices[0].message.content  # seed reproduces
+        full = chat(client, model, max_tokens=10).choices[0].message.content
+        stop = full[len("HELLO ") + 2 : len("HELLO ") + 4] if model.endswith("hello") else full[3:5]
+        cut = chat(client, model, max_tokens=10, stop=[stop])
+        assert cut.choices[0].finish_reason == "stop"
+        assert stop not in cut.choices[0].message.content and full.startswith(
+            cut.choices[0].message.content
+        )
+        r = chat(client, model, max_completion_tokens=3)
+        assert r.usage.completion_tokens == 3 and r.choices[0].finish_reason == "length"
