@@ -188,10 +188,13 @@ def _calls_this_turn(conv: Conversation) -> dict[str, str]:
 
 
 def _declared(conv: Conversation, name: str) -> bool:
-    return any(
-        (t.get("function") if isinstance(t.get("function"), Mapping) else t).get("name") == name
-        for t in conv.tools
-    )
+    """Whether the request declares the tool ``name``."""
+    for tool in conv.tools:
+        fn = tool.get("function")
+        spec: Mapping[str, Any] = fn if isinstance(fn, Mapping) else tool
+        if spec.get("name") == name:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------- auto answers
@@ -215,11 +218,11 @@ def auto_reservation_id(env: dict[str, Any]) -> str | None:
     conv = get_conversation()
     called = _calls_this_turn(conv)
     if called:
-        return next(reversed(called.values()))
+        return str(next(reversed(called.values())))
     for text in _user_texts(conv):
         for word in _ID_WORD.findall(text):
             if any(c.isdigit() for c in word):
-                return word.upper()
+                return str(word).upper()
     return None
 
 
