@@ -168,6 +168,7 @@ def load_preloaded(specs: str | None = None) -> dict[str, ModDefinition]:
         if not attr:
             raise RegistryError(f"--mod {item!r}: use MODULE:ATTR")
         definition = as_definition(getattr(importlib.import_module(module), attr))
+        definition.preload_source = (module, attr)  # type: ignore[attr-defined]
         out[validate_name(definition.name.lower().replace(".", "-"))] = definition
     return out
 
@@ -333,11 +334,12 @@ _PRELOAD_MTIMES: dict[str, int] = {}
 
 
 def _reload_preloaded(definition: ModDefinition) -> ModDefinition:
-    """Re-import the module behind a preloaded mod if its file changed (development mode)."""
-    module_name = getattr(definition, "__module__", None) or getattr(
-        definition.factory, "__module__", None
-    )
-    module = sys.modules.get(str(module_name)) if module_name else None
+    """Re-import the module named by ``--mod MODULE:ATTR`` if its file changed (development mode)."""
+    source = getattr(definition, "preload_source", None)
+    if source is None:
+        return definition
+    module_name, attr = source
+    module = sys.modules.get(module_name)
     path = getattr(module, "__file__", None)
     if module is None or path is None:
         return definition
@@ -350,13 +352,12 @@ def _reload_preloaded(definition: ModDefinition) -> ModDefinition:
         return definition
     _PRELOAD_MTIMES[path] = mtime
     try:
-        fresh = importlib.reload(module)
-        for value in vars(fresh).values():
-            if isinstance(value, ModDefinition) and value.name == definition.name:
-                logger.info("reloaded preloaded mod %s from %s", definition.name, path)
-                return value
+        fresh = as_definition(getattr(importlib.reload(module), attr), name=definition.name)
     except Exception as exc:  # noqa: BLE001 - a broken edit keeps the previous version
         logger.error(
             "reloading mod %s failed, keeping the previous version: %s", definition.name, exc
         )
-    return definition
+        return definition
+    fresh.preload_source = source  # type: ignore[attr-defined]
+    logger.info("reloaded preloaded mod %s from %s", definition.name, path)
+    return fresh

@@ -87,3 +87,23 @@ def test_reload_mode_picks_up_edited_files(tmp_path: Path, monkeypatch: pytest.M
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     third = reg.load("demo")
     assert third is not second and reg.load("demo") is third
+
+
+def test_reload_mode_reimports_preloaded_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quote.mods.registry import load_preloaded
+
+    mod_file = tmp_path / "preload_demo_mod.py"
+    mod_file.write_text(
+        "from quote.sdk import Mod\nclass Polite(Mod):\n    name = 'polite'\n    VERSION = 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = ModRegistry(tmp_path / "mods", preloaded=load_preloaded("preload_demo_mod:Polite"))
+    monkeypatch.setenv("QUOTE_RELOAD", "1")
+    first = reg.load("polite")
+    assert first.factory.VERSION == 1  # type: ignore[attr-defined]
+    mod_file.write_text(mod_file.read_text().replace("VERSION = 1", "VERSION = 2"))
+    st = mod_file.stat()
+    os.utime(mod_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert reg.load("polite").factory.VERSION == 2  # type: ignore[attr-defined]
