@@ -106,6 +106,7 @@ def bodies(served: str, n: int, salt: int) -> list[dict[str, Any]]:
 
 
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
+    global MIX  # the registered names carry a prefix
     async with httpx.AsyncClient(base_url=a.base, timeout=300) as c:
         for name in [m for m in MIX if m]:
             r = await c.post(
@@ -114,7 +115,6 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
                 headers={"Authorization": f"Bearer {a.key}"},
             )
             r.raise_for_status()
-        global MIX  # noqa: PLW0603 - the registered names carry a prefix
         MIX = [None if m is None else f"soak-{m}" for m in MIX]
         served = (await c.get("/v1/models")).json()["data"][0]["id"]
         reference = {
