@@ -8,6 +8,7 @@ Phases (run as separate invocations on one warm machine; results go to --out):
   at several batch sizes, and the logits of a fixed prompt.
 * ``quote``: Quote's Gemma3 with MAX's stock pipeline vs ``QuotePipeline`` with no mod,
   a Noop-on-every-event mod and a sparse-mask mod, interleaved; logits vs ``builtin``.
+* ``arch``: the built-in and Quote's Gemma3 side by side in one process (stock pipelines).
 * ``rewind``: Backtrack(8) + regenerate vs a decode step vs a full re-prefill at
   sequence lengths 512 / 2,048 / 8,192 (prefix caching off).
 
@@ -225,6 +226,31 @@ def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[s
     return res
 
 
+def phase_arch(a: argparse.Namespace) -> dict[str, Any]:
+    """MAX's built-in Gemma3 and Quote's Gemma3 (stock pipelines), interleaved in one process."""
+    builtin = _load(a.model, a.devices, builtin=True, device_memory_utilization=a.mem)
+    ref = first_logits(builtin)
+    ours = _load(a.model, a.devices, stock=True, device_memory_utilization=a.mem)
+    got = first_logits(ours)
+    pipes = {"builtin": builtin, "ours": ours}
+    res: dict[str, Any] = {"ms_per_step": {}}
+    for b in a.batches:
+        samples: dict[str, list[float]] = {k: [] for k in pipes}
+        names = list(pipes)
+        for rep in range(a.reps):
+            for name in names[rep % 2 :] + names[: rep % 2]:
+                samples[name].append(decode_ms(pipes[name], b, a.prompt, a.steps, None))
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        res["ms_per_step"][b] = {**med, "ratio_ours_vs_builtin": med["builtin"] / med["ours"]}
+    r, g = np.asarray(ref, dtype=np.float32), np.asarray(got, dtype=np.float32)
+    res["max_abs_logit_diff"] = float(np.max(np.abs(r - g)))
+    res["logit_scale"] = float(np.max(np.abs(r)))
+    res["argmax_agree"] = [
+        int(np.argmax(x)) == int(np.argmax(y)) for x, y in zip(r, g, strict=True)
+    ]
+    return res
+
+
 def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
     from max.pipelines.modeling.types import TextGenerationInputs
 
@@ -279,7 +305,7 @@ def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("phase", choices=["checkpoint", "builtin", "quote", "rewind"])
+    p.add_argument("phase", choices=["checkpoint", "builtin", "quote", "rewind", "arch"])
     p.add_argument("--model", default="/tmp/g1b")
     p.add_argument("--devices", default="gpu")
     p.add_argument("--out", default="/tmp/bench_gpu")
@@ -298,6 +324,8 @@ def main() -> None:
         return
     if a.phase == "builtin":
         res = phase_builtin(a)
+    elif a.phase == "arch":
+        res = phase_arch(a)
     elif a.phase == "quote":
         ref = out / "builtin.json"
         res = phase_quote(a, json.loads(ref.read_text()) if ref.exists() else None)

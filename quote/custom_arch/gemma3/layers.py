@@ -19,6 +19,7 @@ from max.nn.layer import Module
 from max.nn.linear import MLP, Linear
 from max.nn.norm.rms_norm import RMSNorm
 from max.nn.rotary_embedding import RotaryEmbedding
+from max.nn.stacked_linear import StackedLinear
 
 __all__ = ["GemmaRMSNorm", "Gemma3Attention", "Gemma3Block", "ScaledRotaryEmbedding"]
 
@@ -90,9 +91,17 @@ class Gemma3Attention(Module):
         self.rope = rope
         self.scale = scale
         q_dim, kv_dim = n_heads * head_dim, n_kv_heads * head_dim
-        self.q_proj = Linear(hidden_size, q_dim, dtype, device, has_bias=bias)
-        self.k_proj = Linear(hidden_size, kv_dim, dtype, device, has_bias=bias)
-        self.v_proj = Linear(hidden_size, kv_dim, dtype, device, has_bias=bias)
+        self.q_dim, self.kv_dim = q_dim, kv_dim
+        # One matmul for q, k and v; weights keep their checkpoint names (q_proj, ...).
+        self.qkv_proj = StackedLinear(
+            in_dim=hidden_size,
+            out_dims=[q_dim, kv_dim, kv_dim],
+            names=["q_proj", "k_proj", "v_proj"],
+            dtype=dtype,
+            device=device,
+            stacked=False,
+            has_bias=bias,
+        )
         self.o_proj = Linear(q_dim, hidden_size, dtype, device, has_bias=bias)
         self.q_norm = GemmaRMSNorm(head_dim, dtype, eps)
         self.k_norm = GemmaRMSNorm(head_dim, dtype, eps)
@@ -102,9 +111,9 @@ class Gemma3Attention(Module):
     ) -> TensorValue:
         n_tokens = x.shape[0]
         hd = self.head_dim
-        q = self.q_norm(self.q_proj(x).reshape((-1, self.n_heads, hd)))
-        k = self.k_norm(self.k_proj(x).reshape((-1, self.n_kv_heads, hd)))
-        v = self.v_proj(x)
+        q, k, v = ops.split(self.qkv_proj(x), [self.q_dim, self.kv_dim, self.kv_dim], axis=-1)
+        q = self.q_norm(q.reshape((-1, self.n_heads, hd)))
+        k = self.k_norm(k.reshape((-1, self.n_kv_heads, hd)))
         qkv = ops.concat(
             (q.reshape((-1, self.n_heads * hd)), k.reshape((-1, self.n_kv_heads * hd)), v), axis=-1
         )
