@@ -168,7 +168,7 @@ from quote.mods.registry import load_from_dir, RegistryError
 try:
     load_from_dir(Path(sys.argv[1]), sys.argv[2], "check", sys.argv[3])
 except RegistryError as exc:
-    print(exc, file=sys.stderr)
+    sys.stderr.write(str(exc))
     sys.exit(3)
 """
 
