@@ -16,20 +16,9 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["main"]
+from examples.demos.mods import WEATHER_TOOL
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:

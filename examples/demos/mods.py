@@ -43,6 +43,7 @@ from quote.sdk import (
 from quote.sdk.tokens import token_table
 
 __all__ = [
+    "WEATHER_TOOL",
     "DEMOS",
     "GREETING",
     "greeting",
@@ -65,6 +66,22 @@ def _args() -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- ForceTokens
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+"""The OpenAI-style tool schema ``weather_tool`` looks for."""
+
+
 @mod
 def greeting(event: Event, actions: ActionBuilder, tokenizer: Any) -> Action | None:
     """Force "Hello! " as the first tokens of the answer, then let the model continue."""

@@ -17,27 +17,13 @@ import logging
 import pathlib
 from typing import Any
 
-from examples.demos.mods import DEMOS
+from examples.demos.mods import DEMOS, WEATHER_TOOL
 from quote.hot.state import RequestOptions
 from quote.sdk import Action, ActionBuilder, Added, Conversation, Event, mod, tokenize
 
 __all__ = ["WEATHER_TOOL", "demo_requests", "main", "say_cloud"]
 
 logger = logging.getLogger(__name__)
-
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather of a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-"""The OpenAI-style tool schema ``weather_tool`` looks for."""
 
 
 @mod

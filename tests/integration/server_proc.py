@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import openai
 
 
 def free_port() -> int:
@@ -81,3 +82,21 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         return int(self.proc.returncode)
+
+
+def register_mod(
+    srv: Server, key: str, name: str, source: object, entrypoint: str, description: str = ""
+) -> None:
+    """Register a mod over HTTP; the test fails unless it is created."""
+    r = httpx.post(
+        srv.base + "/v1/mods",
+        json={"name": name, "source": source, "entrypoint": entrypoint, "description": description},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+    )
+    assert r.status_code == 201, r.text
+
+
+def openai_client(srv: Server) -> openai.OpenAI:
+    """The official client for ``srv`` (no retries, generous timeout)."""
+    return openai.OpenAI(base_url=srv.base + "/v1", api_key="unused", max_retries=0, timeout=120)

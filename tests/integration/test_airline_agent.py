@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
-from server_proc import Server
+from server_proc import Server, openai_client, register_mod
 
 from examples.airline_agent.agent import (
     CONFIRM_REPLY,
@@ -53,18 +52,9 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             f"airline_agent/{name}": (PACKAGE / name).read_text()
             for name in ("__init__.py", "agent.py")
         }
-        r = httpx.post(
-            srv.base + "/v1/mods",
-            json={
-                "name": MOD_NAME,
-                "source": bundle,
-                "entrypoint": "airline_agent.agent:AGENT",
-                "description": "tau2-style airline agent",
-            },
-            headers={"Authorization": f"Bearer {KEY}"},
-            timeout=120,
+        register_mod(
+            srv, KEY, MOD_NAME, bundle, "airline_agent.agent:AGENT", "tau2-style airline agent"
         )
-        assert r.status_code == 201, r.text
         yield srv
     finally:
         srv.stop()
@@ -72,7 +62,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base + "/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai_client(server)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_proc import Server
+from server_proc import Server, register_mod
 
 pytestmark = pytest.mark.integration
 
@@ -120,13 +120,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         srv.wait_ready()
         for name in NAMES:
-            r = httpx.post(
-                srv.base + "/v1/mods",
-                json={"name": name.replace("_", "-"), "source": MODS, "entrypoint": name},
-                headers=AUTH,
-                timeout=60,
-            )
-            assert r.status_code == 201, r.text
+            register_mod(srv, KEY, name.replace("_", "-"), MODS, name)
         yield srv
     finally:
         srv.stop()

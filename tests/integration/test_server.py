@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from server_proc import Server
+from server_proc import Server, openai_client, register_mod
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +64,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         srv.wait_ready()
         for name in ("hello", "tool", "refuse", "crash", "fixed", "args_echo"):
-            r = httpx.post(
-                srv.base + "/v1/mods",
-                json={"name": name.replace("_", "-"), "source": MODS, "entrypoint": name},
-                headers=AUTH,
-            )
-            assert r.status_code == 201, r.text
+            register_mod(srv, KEY, name.replace("_", "-"), MODS, name)
         yield srv
     finally:
         srv.stop()
@@ -77,7 +72,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base + "/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai_client(server)
 
 
 @pytest.fixture(scope="module")
@@ -358,7 +353,7 @@ def test_restart_persistence_registry_off_and_reload(
     )
     try:
         srv.wait_ready()
-        c = openai.OpenAI(base_url=srv.base + "/v1", api_key="x", max_retries=0, timeout=120)
+        c = openai_client(srv)
         served = c.models.list().data[0].id
         assert chat(c, f"{served}/fixed").choices[0].message.content == "done."
         r = httpx.post(
