@@ -12,9 +12,10 @@ Variants (all use a sliding window of 256 tokens, global RoPE base 1e6, local Ro
 
 - ``default``: 2 layers (sliding, global), 4 query heads, 2 KV heads, head_dim 32.
 - ``softcap``: 3 layers (sliding, sliding, global), 4 query heads, 1 KV head, head_dim 64,
-  final-logit soft-capping 30, linear RoPE scaling (factor 2) on global layers. No attention
-  soft-capping: MAX's flash-attention kernels cannot apply it (Quote's Gemma3 rejects such a
-  config), and transformers 5.12's default attention ignores it too.
+  attention soft-capping 50 and final-logit soft-capping 30 (Gemma 2's values), linear RoPE
+  scaling (factor 2) on global layers. (transformers 5.12's ``Gemma3Attention`` stores
+  ``attn_logit_softcapping`` but never passes it to its attention function; the parity test
+  wires it into transformers' own eager attention.)
 - ``mha``: 4 layers (sliding, global, sliding, global), 2 query heads, 2 KV heads, head_dim 48.
 """
 
@@ -109,7 +110,7 @@ VARIANTS: dict[str, _Variant] = {
         num_attention_heads=4,
         num_key_value_heads=1,
         head_dim=64,
-        attn_logit_softcapping=None,
+        attn_logit_softcapping=50.0,
         final_logit_softcapping=30.0,
         rope_linear_factor=2.0,
         final_norm_offset=-21.0,

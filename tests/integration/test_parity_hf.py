@@ -34,11 +34,28 @@ def _prompt(tokenizer: Any) -> list[int]:
     return [int(t) for t in ids[:PROMPT_LEN]]
 
 
-def _hf_logits(model_dir: Any, seq: list[int]) -> np.ndarray:
-    import torch
-    from transformers import Gemma3ForCausalLM
+def _softcap_eager(module: Any, query: Any, key: Any, value: Any, mask: Any, **kw: Any) -> Any:
+    """transformers' own eager attention, given the soft-cap its Gemma3Attention holds.
 
-    model = Gemma3ForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    transformers 5.12's ``Gemma3Attention`` keeps ``attn_logit_softcapping`` but never
+    passes it on (its Gemma2 does); ``eager_attention_forward`` applies it when passed.
+    """
+    from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
+
+    kw["softcap"] = module.attn_logit_softcapping
+    return eager_attention_forward(module, query, key, value, mask, **kw)
+
+
+def _hf_logits(model_dir: Any, seq: list[int], *, attention: str = "quote_softcap_eager") -> Any:
+    import torch
+    from transformers import AttentionInterface, Gemma3ForCausalLM
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register("quote_softcap_eager", _softcap_eager)
+    AttentionMaskInterface.register("quote_softcap_eager", eager_mask)
+    model = Gemma3ForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation=attention
+    )
     model.eval()
     with torch.no_grad():
         out = model(torch.tensor([seq]))
@@ -84,3 +101,39 @@ def test_logits_match_transformers(
     assert prefill <= TOL and decode <= TOL, diffs
     # The decode must not be degenerate (otherwise identical tokens prove little).
     assert len(set(seq[PROMPT_LEN:])) > 3
+    if variant == "softcap":
+        # The attention cap must bite: without it the reference is far from ours.
+        uncapped = _hf_logits(tiny_model_factory(variant), seq, attention="eager")
+        assert float(np.max(np.abs(uncapped - hf))) > 100 * TOL
+
+
+def test_softcap_attention_batched_ragged(pipeline_factory: Any, tiny_model_factory: Any) -> None:
+    """Soft-capped attention with several requests of different lengths in one batch."""
+    from max.pipelines.lib.generate import GenerateIterator
+
+    lp = pipeline_factory("softcap", stock=True)
+    full = _prompt(lp.hf_tokenizer)
+    prompts = [full[:7], full[:300], full[40:95]]
+    steps = 6
+    with GenerateIterator(
+        lp.pipeline,
+        prompts,
+        max_new_tokens=steps,
+        temperature=0.0,
+        top_k=1,
+        ignore_eos=True,
+        output_logits=True,
+    ) as batch:
+        for _ in batch:
+            pass
+    model_dir = tiny_model_factory("softcap")
+    worst = 0.0
+    for i, prompt in enumerate(prompts):
+        seq = [int(t) for t in batch.sequences[i]]
+        hf = _hf_logits(model_dir, seq)
+        for step, row in enumerate(batch.logits[i]):
+            ref = hf[len(prompt) - 1 + step]
+            worst = max(worst, float(np.max(np.abs(np.asarray(row, dtype=np.float64) - ref))))
+            assert seq[len(prompt) + step] == int(np.argmax(ref)), (i, step)
+    print(f"PARITY softcap batched ragged max|diff|={worst:.3g}")
+    assert worst <= TOL

@@ -80,11 +80,6 @@ class QuoteGemma3Config(Gemma3Config):
         cls, pipeline_config: PipelineConfig, huggingface_config: Any, *, max_seq_len: int
     ) -> QuoteGemma3Config:
         """Build the config from the pipeline and Hugging Face configs; reject what we cannot run."""
-        if getattr(huggingface_config, "attn_logit_softcapping", None):
-            raise UnsupportedConfigError(
-                "attn_logit_softcapping is set, but MAX's flash-attention kernels have no "
-                "soft-capping; Quote's Gemma3 cannot run this checkpoint exactly"
-            )
         if len(pipeline_config.model.device_specs) != 1:
             raise UnsupportedConfigError(
                 "Quote's Gemma3 runs on exactly one device; pass a single --devices entry"

@@ -99,6 +99,7 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
                 dtype=dtype,
                 device=device,
                 bias=config.attention_bias,
+                softcap=config.attn_logit_softcapping,
             )
             blocks.append(
                 Gemma3Block(

@@ -21,6 +21,8 @@ from max.nn.norm.rms_norm import RMSNorm
 from max.nn.rotary_embedding import RotaryEmbedding
 from max.nn.stacked_linear import StackedLinear
 
+from quote.custom_arch.gemma3.softcap_attention import softcapped_paged_attention
+
 __all__ = ["GemmaRMSNorm", "Gemma3Attention", "Gemma3Block", "ScaledRotaryEmbedding"]
 
 
@@ -62,6 +64,8 @@ class Gemma3Attention(Module):
 
     q/k/v projections, per-head q/k RMSNorm, RoPE (local or global base),
     flash attention with a causal or sliding-window causal mask, o projection.
+    With ``softcap`` set, attention scores are soft-capped (``cap * tanh(s / cap)``) by
+    :func:`softcapped_paged_attention`, since MAX's flash kernels cannot.
     """
 
     def __init__(
@@ -80,8 +84,10 @@ class Gemma3Attention(Module):
         dtype: DType,
         device: DeviceRef,
         bias: bool = False,
+        softcap: float | None = None,
     ) -> None:
         super().__init__()
+        self.softcap = softcap
         self.n_heads = n_heads
         self.n_kv_heads = n_kv_heads
         self.head_dim = head_dim
@@ -129,6 +135,19 @@ class Gemma3Attention(Module):
             n_heads=self.n_heads,
             interleaved=False,
         ).reshape((-1, self.n_heads, hd))
+        if self.softcap:
+            out = softcapped_paged_attention(
+                xq,
+                kv,
+                input_row_offsets,
+                layer_idx=self.layer_idx,
+                n_kv_heads=self.n_kv_heads,
+                page_size=self.kv_params.page_size,
+                scale=self.scale,
+                softcap=self.softcap,
+                sliding_window=self.sliding_window,
+            )
+            return self.o_proj(out)
         sliding = self.sliding_window is not None
         out = flash_attention_ragged(
             self.kv_params,
