@@ -193,12 +193,34 @@ def phase_builtin(a: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+class _StockStep:
+    """A ``QuotePipeline`` stepped by MAX's own ``TextGenerationPipeline.execute``.
+
+    Same object, weights and KV cache as the Quote configurations, so the ratio
+    against it isolates Quote's step from differences between pipeline instances.
+    """
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.kv_manager = pipe.kv_manager
+        self.vocab_size = pipe.vocab_size
+
+    def execute(self, inputs: Any) -> Any:
+        from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
+
+        return TextGenerationPipeline.execute(self.pipe, inputs)
+
+    def release(self, request_id: Any) -> None:
+        self.pipe.release(request_id)
+
+
 def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[str, Any]:
     stock = _load(a.model, a.devices, stock=True, device_memory_utilization=a.mem)
     quote = _load(a.model, a.devices, device_memory_utilization=a.mem)
     mods = _mods()
     configs = {
         "stock": (stock, None),
+        "stock_same_instance": (_StockStep(quote), None),
         "quote_no_mod": (quote, None),
         "quote_noop": (quote, mods["noop"]),
         "quote_mask": (quote, mods["mask"]),
@@ -212,7 +234,12 @@ def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[s
             for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 pipe, m = configs[name]
                 samples[name].append(decode_ms(pipe, b, a.prompt, a.steps, m))
-        res["ms_per_step"][b] = {k: statistics.median(v) for k, v in samples.items()}
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        res["ms_per_step"][b] = med
+        res.setdefault("speed_vs_stock", {})[b] = {k: med["stock"] / v for k, v in med.items()}
+        res.setdefault("speed_vs_same_instance", {})[b] = {
+            k: med["stock_same_instance"] / v for k, v in med.items()
+        }
     ours = first_logits(stock)
     res["logits_ours_first"] = ours[0][:8]
     if builtin is not None:

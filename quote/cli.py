@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 
@@ -55,14 +56,19 @@ def _add_tiny_model(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 DEFAULT_TINY_DIR = ".quote/tiny-model"
+_MAX_MAIN = "import sys; from max._entrypoints.pipelines import main; sys.exit(main())"
 
 
 def serve_command(args: argparse.Namespace) -> list[str]:
     """The ``max serve`` command line that ``quote serve`` runs."""
     max_bin = os.path.join(os.path.dirname(sys.executable), "max")
-    if not os.path.exists(max_bin):
-        max_bin = "max"
-    cmd = [max_bin, "serve", "--custom-architectures", "quote.custom_arch"]
+    if os.path.exists(max_bin):
+        cmd = [max_bin]
+    elif shutil.which("max"):
+        cmd = ["max"]
+    else:  # MAX installed without its console script (e.g. ``pip install --target``)
+        cmd = [sys.executable, "-c", _MAX_MAIN]
+    cmd += ["serve", "--custom-architectures", "quote.custom_arch"]
     cmd += ["--model-path", str(args.model), "--devices", args.devices]
     cmd += ["--host", args.host, "--port", str(args.port), "--max-length", str(args.max_length)]
     return cmd

@@ -386,3 +386,19 @@ def test_serve_command_uses_quote_architecture() -> None:
     assert cmd[1:4] == ["serve", "--custom-architectures", "quote.custom_arch"]
     assert cmd[cmd.index("--model-path") + 1] == "/m" and cmd[cmd.index("--port") + 1] == "9001"
     assert cmd[cmd.index("--devices") + 1] == "cpu"
+
+
+def test_serve_command_without_max_script_runs_max_in_this_interpreter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import shutil
+    import sys
+
+    from quote.cli import build_parser, serve_command
+
+    monkeypatch.setattr(os.path, "exists", lambda path: False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    cmd = serve_command(build_parser().parse_args(["serve", "--model", "/m"]))
+    assert cmd[:2] == [sys.executable, "-c"] and "max._entrypoints.pipelines" in cmd[2]
+    assert cmd[3:6] == ["serve", "--custom-architectures", "quote.custom_arch"]
