@@ -24,12 +24,17 @@ import numpy as np
 os.environ.setdefault("MAX_SERVE_DISABLE_TELEMETRY", "1")
 
 __all__ = [
+    "ServeProcess",
     "Timed",
     "add_common_args",
+    "load_kwargs",
+    "free_port",
+    "machine_info",
     "markdown_table",
     "median_ms",
     "model_dir",
     "random_prompt",
+    "register_mod",
     "Stepper",
     "run_timed",
     "write_json",
@@ -46,6 +51,19 @@ def add_common_args(parser: argparse.ArgumentParser, *, reps: int, out: str) -> 
     parser.add_argument("--devices", default="cpu", help="MAX device spec: cpu, gpu, gpu:0")
     parser.add_argument("--reps", type=int, default=reps, help="interleaved repetitions")
     parser.add_argument("--out", default=out, help="where to write the JSON results")
+    parser.add_argument(
+        "--mem",
+        type=float,
+        default=None,
+        help="MAX device_memory_utilization (default: MAX's); lower it on a GPU shared with "
+        "another pipeline or with torch",
+    )
+
+
+def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """Extra ``load_pipeline`` fields from :func:`add_common_args`' flags (``--mem``)."""
+    mem = getattr(args, "mem", None)
+    return {} if mem is None else {"device_memory_utilization": mem}
 
 
 def model_dir(model: str | None) -> Path:
@@ -238,3 +256,105 @@ def machine_info(devices: str) -> dict[str, Any]:
     except OSError:
         pass
     return info
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServeProcess:
+    """A ``quote serve`` subprocess on loopback (own session, output to ``log``).
+
+    Mod registration is on when ``admin_key`` is given (``QUOTE_ADMIN_KEY``). Without
+    ``max_batch_size`` MAX picks its default (1 on CPU: concurrent requests queue). Use as a
+    context manager, or call
+    :meth:`wait_ready` and :meth:`stop`; the whole process group is stopped.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        mods_dir: str | Path,
+        log: str | Path,
+        devices: str = "cpu",
+        port: int | None = None,
+        max_length: int = 2048,
+        max_batch_size: int | None = None,
+        admin_key: str | None = None,
+    ) -> None:
+        import subprocess
+        import sys
+
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(log)
+        env = {k: v for k, v in os.environ.items() if k not in ("QUOTE_ADMIN_KEY", "QUOTE_RELOAD")}
+        env["MAX_SERVE_DISABLE_TELEMETRY"] = "1"
+        if admin_key:
+            env["QUOTE_ADMIN_KEY"] = admin_key
+        opts = ["--devices", devices, "--port", str(self.port), "--max-length", str(max_length)]
+        if max_batch_size is not None:
+            opts += ["--max-batch-size", str(max_batch_size)]
+        cmd = [sys.executable, "-m", "quote.cli", "serve", "--model", str(model), *opts]
+        self.cmd = cmd + ["--mods-dir", str(mods_dir)]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 600.0) -> None:
+        """Poll ``/health`` until 200; raise with the log's tail if it exits or times out."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"server exited ({self.proc.returncode}):\n{tail}")
+            try:
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"server not ready in {timeout:.0f} s; log: {self.log}")
+
+    def stop(self) -> int | None:
+        """SIGTERM the process group (SIGKILL after 30 s); the exit status."""
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def register_mod(base: str, key: str, name: str, source: str, entrypoint: str) -> None:
+    """Register (or replace) a mod on the server at ``base`` (``POST /v1/mods``)."""
+    import httpx
+
+    r = httpx.post(
+        base + "/v1/mods",
+        json={"name": name, "source": source, "entrypoint": entrypoint},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"registering mod {name!r} failed: {r.status_code} {r.text}")

@@ -28,6 +28,7 @@ from typing import Any
 
 from _common import (
     add_common_args,
+    load_kwargs,
     machine_info,
     markdown_table,
     model_dir,
@@ -76,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
     path = model_dir(args.model)
     loaded = load_pipeline(
-        path, devices=args.devices, max_batch_size=1, max_length=args.prompt_len + max(ks) + 64
+        path,
+        devices=args.devices,
+        max_batch_size=1,
+        max_length=args.prompt_len + max(ks) + 64,
+        **load_kwargs(args),
     )
     prompt = random_prompt(args.prompt_len, int(loaded.pipeline.vocab_size), seed=0)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from _common import (
     add_common_args,
+    load_kwargs,
     machine_info,
     markdown_table,
     median_ms,
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         devices=args.devices,
         max_batch_size=max(batch_sizes),
         max_length=max(2048, args.prompt_len + args.steps + 8),
+        **load_kwargs(args),
     )
     vocab = int(quote.pipeline.vocab_size)
     prompt = random_prompt(args.prompt_len, vocab, seed=0)

@@ -180,7 +180,9 @@ def _run(
             backend.timed_requests += len(reqs)
 
 
-def _load_max(model: Path, devices: str, batch: int, max_length: int) -> tuple[Any, str | None]:
+def _load_max(
+    model: Path, devices: str, batch: int, max_length: int, **extra: Any
+) -> tuple[Any, str | None]:
     """MAX's stock pipeline with ``enable_structured_output=True``, or the load error."""
     from quote.pipelines.loader import load_pipeline
 
@@ -192,6 +194,7 @@ def _load_max(model: Path, devices: str, batch: int, max_length: int) -> tuple[A
             max_length=max_length,
             stock=True,
             enable_structured_output=True,
+            **extra,
         )
     except Exception as exc:  # noqa: BLE001 - recorded and reported, never faked
         return None, _error_text(exc)
@@ -277,6 +280,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16, help="requests per generate call")
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--out", default="/tmp/quote-bench/structured.json")
+    parser.add_argument(
+        "--mem", type=float, default=None, help="device_memory_utilization per pipeline"
+    )
     args = parser.parse_args(argv)
 
     from examples.json_schema.mod import json_schema
@@ -286,10 +292,11 @@ def main(argv: list[str] | None = None) -> None:
 
     model = model_dir(args.model)
     t_load = time.perf_counter()
+    extra = {} if args.mem is None else {"device_memory_utilization": args.mem}
     quote_loaded = load_pipeline(
-        model, devices=args.devices, max_batch_size=args.batch, max_length=args.max_length
+        model, devices=args.devices, max_batch_size=args.batch, max_length=args.max_length, **extra
     )
-    max_loaded, max_error = _load_max(model, args.devices, args.batch, args.max_length)
+    max_loaded, max_error = _load_max(model, args.devices, args.batch, args.max_length, **extra)
     t_load = time.perf_counter() - t_load
     if max_error:
         print(f"MAX structured output could not load on {args.devices!r}: {max_error}")

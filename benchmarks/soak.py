@@ -19,43 +19,13 @@ import asyncio
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-MODS = """
-from quote.sdk import mod, Prefilled, Added, ForwardPass
-
-@mod
-def noop(e, a, t):
-    return None
-
-@mod
-def mask(e, a, t):
-    if isinstance(e, ForwardPass):
-        return a.adjust_logits(ban=list(range(100, 400)))
-
-@mod
-def force(e, a, t):
-    if isinstance(e, Prefilled):
-        return a.force_tokens(t.encode("Sure: ", add_special_tokens=False))
-
-@mod(hold_back=8)
-def backtrack(e, a, t):
-    if isinstance(e, Added) and e.step == 3 and not e.forced:
-        return a.backtrack(2, [42])
-
-@mod
-def tool(e, a, t):
-    if isinstance(e, Added) and e.step >= 1:
-        return a.tool_calls([{"name": "lookup", "arguments": {"id": 7}}])
-
-@mod
-def fixed(e, a, t):
-    if isinstance(e, Prefilled):
-        return a.force_output(t.encode("fixed.", add_special_tokens=False))
-"""
-MIX = [None, "noop", "mask", "force", "backtrack", "tool", "fixed"]
+MODS = (Path(__file__).parent / "mixed_mods.py").read_text()
+MIX: list[str | None] = [None, "noop", "mask", "force", "backtrack", "tool", "fixed"]
 
 
 async def one(c: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, str, float]:

@@ -71,6 +71,8 @@ def serve_command(args: argparse.Namespace) -> list[str]:
     cmd += ["serve", "--custom-architectures", "quote.custom_arch"]
     cmd += ["--model-path", str(args.model), "--devices", args.devices]
     cmd += ["--host", args.host, "--port", str(args.port), "--max-length", str(args.max_length)]
+    if args.max_batch_size is not None:
+        cmd += ["--max-batch-size", str(args.max_batch_size)]
     return cmd
 
 
@@ -108,6 +110,13 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--max-length", type=int, default=4096, help="max tokens per request")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="most requests per batch (default: MAX's, which is 1 on CPU: concurrent "
+        "requests then queue; pass e.g. 16 to batch them)",
+    )
     parser.add_argument(
         "--reload", action="store_true", help="development: hot-swap quote/hot/execute_impl.py"
     )

@@ -28,38 +28,11 @@ pytestmark = pytest.mark.integration
 KEY = "reliability-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-MODS = """
-import socket, time
-from quote.sdk import mod, Prefilled, Added, ForwardPass, Sampled
-
-@mod
-def noop(e, a, t):
-    return None
-
-@mod
-def mask(e, a, t):
-    if isinstance(e, ForwardPass):
-        return a.adjust_logits(ban=list(range(100, 400)))
-
-@mod
-def force(e, a, t):
-    if isinstance(e, Prefilled):
-        return a.force_tokens(t.encode("Sure: ", add_special_tokens=False))
-
-@mod(hold_back=8)
-def backtrack(e, a, t):
-    if isinstance(e, Added) and e.step == 3 and not e.forced:
-        return a.backtrack(2, [42])
-
-@mod
-def tool(e, a, t):
-    if isinstance(e, Added) and e.step >= 1:
-        return a.tool_calls([{"name": "lookup", "arguments": {"id": 7}}])
-
-@mod
-def fixed(e, a, t):
-    if isinstance(e, Prefilled):
-        return a.force_output(t.encode("fixed.", add_special_tokens=False))
+MODS = (
+    (Path(__file__).parents[2] / "benchmarks" / "mixed_mods.py").read_text()
+    + """
+import socket
+from quote.sdk import Sampled
 
 @mod
 def raises(e, a, t):
@@ -93,6 +66,7 @@ def huge_id(e, a, t):
     if isinstance(e, Sampled):
         return a.force_tokens([10**9])
 """
+)
 NAMES = [
     "noop",
     "mask",

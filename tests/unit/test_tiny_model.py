@@ -386,6 +386,9 @@ def test_serve_command_uses_quote_architecture() -> None:
     assert cmd[1:4] == ["serve", "--custom-architectures", "quote.custom_arch"]
     assert cmd[cmd.index("--model-path") + 1] == "/m" and cmd[cmd.index("--port") + 1] == "9001"
     assert cmd[cmd.index("--devices") + 1] == "cpu"
+    assert "--max-batch-size" not in cmd
+    args = build_parser().parse_args(["serve", "--max-batch-size", "16"])
+    assert serve_command(args)[-2:] == ["--max-batch-size", "16"]
 
 
 def test_serve_command_without_max_script_runs_max_in_this_interpreter(
