@@ -11,6 +11,8 @@ Phases (run as separate invocations on one warm machine; results go to --out):
 * ``arch``: the built-in and Quote's Gemma3 side by side in one process (stock pipelines).
 * ``rewind``: Backtrack(8) + regenerate vs a decode step vs a full re-prefill at
   sequence lengths 512 / 2,048 / 8,192 (prefix caching off).
+* ``softcap``: the tiny ``softcap`` variant (attention and final soft-capping) cast to bf16,
+  on the GPU through Quote's Gemma3, vs transformers (float32, same device, soft-cap wired).
 
 Works on CPU too (``--devices cpu --model DIR``, e.g. the tiny model) for a dry run.
 """
@@ -330,9 +332,65 @@ def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def phase_softcap(a: argparse.Namespace) -> dict[str, Any]:
+    """Quote's soft-capped attention graph on the GPU (bf16) vs transformers in float32."""
+    import torch
+    from max.pipelines.lib.generate import GenerateIterator
+
+    from quote.tiny import write_tiny_model
+    from quote.tiny.reference import load_reference
+
+    src, dst = Path(a.model + "-f32"), Path(a.model)
+    write_tiny_model(src, variant="softcap")
+    if a.devices == "cpu":  # a dry run: MAX runs this graph in float32 on CPU
+        dst = src
+    else:
+        load_reference(src, attention="eager").to(torch.bfloat16).save_pretrained(dst)
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            if (src / name).exists():
+                (dst / name).write_bytes((src / name).read_bytes())
+    pipe = _load(str(dst), a.devices, stock=True, device_memory_utilization=a.mem)
+    rng = np.random.default_rng(0)
+    prompts = [[2, *rng.integers(10, 1000, size=n - 1).tolist()] for n in (300, 24)]
+    with GenerateIterator(
+        pipe,
+        prompts,
+        max_new_tokens=8,
+        temperature=0.0,
+        top_k=1,
+        ignore_eos=True,
+        output_logits=True,
+    ) as batch:
+        for _ in batch:
+            pass
+    device = "cuda" if a.devices.startswith("gpu") else "cpu"
+    ref = load_reference(dst, dtype=torch.float32, device=device)
+    out: dict[str, Any] = {"rows": []}
+    for i, prompt in enumerate(prompts):
+        seq = [int(t) for t in batch.sequences[i]]
+        with torch.no_grad():
+            hf = ref(torch.tensor([seq], device=device)).logits[0].float().cpu().numpy()
+        for step, row in enumerate(batch.logits[i]):
+            want = hf[len(prompt) - 1 + step]
+            got = np.asarray(row, dtype=np.float32)
+            out["rows"].append(
+                {
+                    "prompt_len": len(prompt),
+                    "step": step,
+                    "max_abs_diff": float(np.max(np.abs(got - want))),
+                    "argmax_agree": int(np.argmax(got)) == int(np.argmax(want)),
+                }
+            )
+    out["max_abs_diff"] = max(r["max_abs_diff"] for r in out["rows"])
+    out["logit_scale"] = float(np.max(np.abs(hf)))
+    out["argmax_agree"] = sum(r["argmax_agree"] for r in out["rows"])
+    out["steps"] = len(out["rows"])
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("phase", choices=["checkpoint", "builtin", "quote", "rewind", "arch"])
+    p.add_argument("phase", choices=["checkpoint", "builtin", "quote", "rewind", "arch", "softcap"])
     p.add_argument("--model", default="/tmp/g1b")
     p.add_argument("--devices", default="gpu")
     p.add_argument("--out", default="/tmp/bench_gpu")
@@ -356,6 +414,8 @@ def main() -> None:
     elif a.phase == "quote":
         ref = out / "builtin.json"
         res = phase_quote(a, json.loads(ref.read_text()) if ref.exists() else None)
+    elif a.phase == "softcap":
+        res = phase_softcap(a)
     else:
         res = phase_rewind(a)
     (out / f"{a.phase}.json").write_text(json.dumps(res))

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     prompt = random_prompt(args.prompt_len, vocab, seed=0)
 
     def run_hf(b: int) -> tuple[list[float], list[int]]:
-        proc = AllowListProcessor(ALLOW, vocab, device, dtype)
+        proc = AllowListProcessor(ALLOW, int(hf.config.vocab_size), device, dtype)
         ids = torch.tensor([prompt] * b, dtype=torch.long, device=device)
         with torch.inference_mode():
             out = hf.generate(

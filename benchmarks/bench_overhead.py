@@ -42,6 +42,7 @@ from typing import Any
 from _common import (
     Stepper,
     add_common_args,
+    load_kwargs,
     machine_info,
     markdown_table,
     median_ms,
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "devices": args.devices,
         "max_batch_size": max(batch_sizes),
         "max_length": max(2048, args.prompt_len + args.steps + 8),
+        **load_kwargs(args),
     }
     t0 = time.perf_counter()
     stock = load_pipeline(path, stock=True, **kw)

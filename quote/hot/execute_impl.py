@@ -285,7 +285,7 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
             end = len(generated) if st.finish_reason in ("stop", "length") else st.delivered
         else:
             end = max(st.delivered, len(generated) - st.hold_back)
-        new = [int(t) for t in generated[st.delivered : end]]
+        new = generated[st.delivered : end].tolist()
         st.delivered = max(st.delivered, end)
         ctx.tokens._completion_range.start = min(st.prompt_len + st.delivered, len(ctx.tokens))
         if new or st.finished:
@@ -304,7 +304,7 @@ def _dispatch(row: _Row, event: Event, edit: Any = None) -> list[Any]:
     """Dispatch to this request's mods; a mod failure fails only this request."""
     st = row.st
     assert st.session is not None
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() if st.trace is not None else 0.0
     try:
         result = st.session.dispatch(event, edit)
     except ModFailure as exc:

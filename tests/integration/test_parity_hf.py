@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from quote.tiny.reference import SOFTCAP_EAGER, load_reference
+
 pytestmark = pytest.mark.integration
 
 log = logging.getLogger(__name__)
@@ -34,29 +36,10 @@ def _prompt(tokenizer: Any) -> list[int]:
     return [int(t) for t in ids[:PROMPT_LEN]]
 
 
-def _softcap_eager(module: Any, query: Any, key: Any, value: Any, mask: Any, **kw: Any) -> Any:
-    """transformers' own eager attention, given the soft-cap its Gemma3Attention holds.
-
-    transformers 5.12's ``Gemma3Attention`` keeps ``attn_logit_softcapping`` but never
-    passes it on (its Gemma2 does); ``eager_attention_forward`` applies it when passed.
-    """
-    from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward
-
-    kw["softcap"] = module.attn_logit_softcapping
-    return eager_attention_forward(module, query, key, value, mask, **kw)
-
-
-def _hf_logits(model_dir: Any, seq: list[int], *, attention: str = "quote_softcap_eager") -> Any:
+def _hf_logits(model_dir: Any, seq: list[int], *, attention: str = SOFTCAP_EAGER) -> Any:
     import torch
-    from transformers import AttentionInterface, Gemma3ForCausalLM
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-    AttentionInterface.register("quote_softcap_eager", _softcap_eager)
-    AttentionMaskInterface.register("quote_softcap_eager", eager_mask)
-    model = Gemma3ForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, attn_implementation=attention
-    )
-    model.eval()
+    model = load_reference(model_dir, attention=attention)
     with torch.no_grad():
         out = model(torch.tensor([seq]))
     return out.logits[0].numpy().astype(np.float64)
