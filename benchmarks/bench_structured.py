@@ -14,8 +14,9 @@ the group ``refused by Quote``), sampling at temperature 1.0 with seeds ``0..N-1
   ``json_schema`` mod and the schema as the conversation's ``response_format``.
 - **MAX**: the stock ``TextGenerationPipeline`` loaded with
   ``enable_structured_output=True`` (MAX's xgrammar backend, vendored as ``max._xgrammar``);
-  each ``TextContext`` gets ``json_schema`` set, as MAX's tokenizer does for a
-  ``response_format`` request, and runs through the same ``LocalEngine`` loop.
+  each ``TextContext`` gets ``json_schema``, an enforcing ``grammar_state`` and the
+  tokenizer's EOS ids, as MAX's server and tokenizer set them for a ``response_format``
+  request (:meth:`SchemaEngine.make_context`), and runs through the same ``LocalEngine`` loop.
 
 Acceptance (supported-feature coverage) is decided at setup: for Quote, the mod's own
 compile (``compiled_schema``, what it runs at ``Prefilled``; the request's error is kept too);
@@ -27,18 +28,26 @@ Throughput: requests on schemas **both** backends accept run in timed batches of
 of those calls. Backends alternate order per feature group so noise hits both. Requests on
 schemas only one backend accepts run untimed (validity only).
 
-MAX refuses ``enable_structured_output`` on CPU at config time; then the MAX side records
-that error, its coverage comes from the compile step alone (``compile-only``: the same
-``build_matcher`` call, which needs no device), and no MAX outputs or tokens/s are reported.
+MAX refuses ``enable_structured_output`` on CPU in one config-time check, which this
+benchmark alone steps past (:func:`_structured_output_past_cpu_check`), so both sides run on
+CPU too. If MAX's side still fails to load, it records that error, its coverage comes from
+the compile step alone (``compile-only``: the same ``build_matcher`` call, which needs no
+device), and no MAX outputs or tokens/s are reported.
+
+MAX sizes its bitmask to the tokenizer (``len(tokenizer)`` ids), not to the model's
+``vocab_size``; the JSON records both (``vocab``). Ids past the tokenizer's never win either
+way: MAX's sampler masks them to ``-inf`` before the bitmask, whose kernel then leaves each at
+``-inf`` or its ``-10000`` fill (seen on CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +72,37 @@ class SchemaRequest(Request):
 
 
 class SchemaEngine(LocalEngine):
-    """``LocalEngine`` whose contexts carry ``json_schema`` the way MAX's tokenizer sets it."""
+    """``LocalEngine`` whose contexts carry a JSON schema the way MAX's server sets it."""
 
     def make_context(self, req: Request) -> Any:
-        """A ``TextContext`` for ``req`` with ``json_schema`` set (MAX's structured output)."""
+        """A ``TextContext`` for ``req`` constrained to its schema by MAX's structured output.
+
+        Two fields, as MAX's server sets them for a ``response_format`` request (the EOS set,
+        ``<eos>`` and ``<end_of_turn>``, which are also the grammar's stop tokens, comes from
+        ``LocalEngine``):
+
+        - ``json_schema``: the pipeline compiles it into the context's matcher.
+        - ``grammar_state``: MAX fills a request's bitmask row only while ``grammar_enforced``
+          is set (``StructuredOutputHelper.fill_bitmask``) and feeds its matcher only then
+          (``TextContext.advance_fsm``). A plain ``TextContext`` starts with it off, so a
+          schema alone leaves the row all ones and the output unconstrained. MAX's route
+          builds the format below for a ``json_schema`` request and ``TextTokenizer
+          .new_context`` turns it into ``grammar_state``.
+        """
+        from max.pipelines.context import GrammarEnforcementState, TextGenerationResponseFormat
+
         ctx = super().make_context(req)
         if isinstance(req, SchemaRequest) and req.json_schema is not None:
             ctx.json_schema = req.json_schema
+            ctx.grammar_state = GrammarEnforcementState.from_response_format(
+                TextGenerationResponseFormat(
+                    type="json_schema",
+                    json_schema=json.loads(req.json_schema),
+                    grammar_enforced=True,
+                    requires_structured_output_flag=True,
+                    has_json_schema=True,
+                )
+            )
         return ctx
 
 
@@ -180,22 +213,59 @@ def _run(
             backend.timed_requests += len(reqs)
 
 
+@contextlib.contextmanager
+def _structured_output_past_cpu_check() -> Iterator[None]:
+    """Let ``PipelineConfig.from_args`` accept ``enable_structured_output`` on CPU.
+
+    MAX 26.7 refuses the flag on CPU in one config-time check
+    (``max/pipelines/lib/config/config.py``, ``from_args``: "enable_structured_output is not
+    currently supported on CPU"); nothing past it needs a GPU: the bitmask sampler is MAX's
+    ``TopKSampler`` with a bitmask input (``QuotePipeline`` compiles the same graph on CPU)
+    and the grammar work is xgrammar on the host. Inside this context only, a config asking
+    for the flag is resolved with it off (so the check passes) and returned with it on, as
+    MAX's own construction would leave it; ``needs_bitmask_constraints`` then reads it as
+    usual. Benchmark-only: never used by Quote itself.
+    """
+    from max.pipelines.lib import PipelineConfig
+
+    original = PipelineConfig.__dict__["from_args"]
+
+    def from_args(cls: type[Any], args: Any) -> Any:
+        if not args.sampling.enable_structured_output:
+            return original.__func__(cls, args)
+        off = args.sampling.model_copy(update={"enable_structured_output": False})
+        config = original.__func__(cls, args.model_copy(update={"sampling": off}))
+        on = config.sampling.model_copy(update={"enable_structured_output": True})
+        return config.model_copy(update={"sampling": on})
+
+    PipelineConfig.from_args = classmethod(from_args)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        PipelineConfig.from_args = original  # type: ignore[method-assign]
+
+
 def _load_max(
     model: Path, devices: str, batch: int, max_length: int, **extra: Any
 ) -> tuple[Any, str | None]:
-    """MAX's stock pipeline with ``enable_structured_output=True``, or the load error."""
+    """MAX's stock pipeline with ``enable_structured_output=True``, or the load error.
+
+    On CPU, MAX's config-time refusal is bypassed (:func:`_structured_output_past_cpu_check`).
+    """
     from quote.pipelines.loader import load_pipeline
 
+    bypass = _structured_output_past_cpu_check() if devices == "cpu" else contextlib.nullcontext()
     try:
-        loaded = load_pipeline(
-            model,
-            devices=devices,
-            max_batch_size=batch,
-            max_length=max_length,
-            stock=True,
-            enable_structured_output=True,
-            **extra,
-        )
+        with bypass:
+            loaded = load_pipeline(
+                model,
+                devices=devices,
+                max_batch_size=batch,
+                max_length=max_length,
+                stock=True,
+                enable_structured_output=True,
+                **extra,
+            )
     except Exception as exc:  # noqa: BLE001 - recorded and reported, never faked
         return None, _error_text(exc)
     return loaded, None
@@ -406,6 +476,10 @@ def main(argv: list[str] | None = None) -> None:
             "load_s": t_load,
             "run_s": t_run,
             "max_load_error": max_error,
+            "vocab": {
+                "tokenizer": len(tok),
+                "model": int(quote_loaded.config.model.huggingface_config.vocab_size),
+            },
             "max_acceptance_from": max_how,
             "table": {"headers": headers, "rows": rows},
             "throughput": speed,

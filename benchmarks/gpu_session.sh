@@ -3,7 +3,8 @@
 # shared/notes/MAX_26_7.md and benchmarks/README.md). Usage, one step per `device` call:
 #   bash benchmarks/gpu_session.sh carry .w1        # copy one wheel folder to /tmp/wh
 #   bash benchmarks/gpu_session.sh install          # assemble + install wheels, write checkpoints
-#   bash benchmarks/gpu_session.sh STEP [STEP...]   # quote | forced | peer | structured | server
+#   bash benchmarks/gpu_session.sh STEP [STEP...]   # quote | overhead | softcap | forced | peer |
+#                                                   # structured | server
 # Results (JSON + logs) go to $OUT (default /tmp/quote-gpu).
 set -uo pipefail
 OUT=${OUT:-/tmp/quote-gpu}
@@ -44,6 +45,8 @@ for step in "$@"; do
   case $step in
   install) step_install ;;
   quote) run quote 560 $PY benchmarks/bench_gpu.py quote --model $G1B --out "$OUT" --reps 5 --mem 0.25 ;;
+  overhead) run overhead 500 $PY benchmarks/bench_overhead.py --devices gpu --model $G1B --mem 0.3 --batch-sizes 1,16,64 --reps 3 --steps 64 --breakdown --out "$OUT/overhead.json" ;;
+  softcap) run softcap 400 $PY benchmarks/bench_gpu.py softcap --model /tmp/tiny-softcap-bf16 --out "$OUT" --mem 0.2 ;;
   forced) run forced 200 $PY benchmarks/bench_forced.py --devices gpu --model $G1B --mem 0.5 --reps 3 --out "$OUT/forced.json" ;;
   peer) run peer 240 $PY benchmarks/bench_hf_peer.py --devices gpu --model $G1B --mem 0.5 --hf-dtype bfloat16 --out "$OUT/peer.json" ;;
   structured) run structured 400 $PY benchmarks/bench_structured.py --devices gpu --model $G1B --mem 0.3 --seeds 2 --out "$OUT/structured.json" ;;

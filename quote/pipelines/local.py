@@ -62,7 +62,11 @@ class LocalEngine:
         from max.pipelines.context import EOSTracker, SamplingParams, TextContext, TokenBuffer
         from max.pipelines.request.base import RequestID
 
-        eos = self.loaded.hf_tokenizer.eos_token_id
+        # Every id that ends generation for this model (``<eos>`` and ``<end_of_turn>`` for
+        # Gemma), as MAX's server uses; the Hugging Face ``eos_token_id`` alone misses some.
+        eos_ids = getattr(self.loaded.tokenizer, "eos_token_ids", None) or {
+            self.loaded.hf_tokenizer.eos_token_id
+        }
         params: dict[str, Any] = {
             "temperature": req.temperature,
             "seed": req.seed,
@@ -76,7 +80,7 @@ class LocalEngine:
             request_id=RequestID(),
             max_length=len(req.prompt) + req.max_new_tokens,
             tokens=TokenBuffer(np.asarray(list(req.prompt), dtype=np.int64)),
-            eos_tracker=EOSTracker(eos_token_ids={int(eos)}),
+            eos_tracker=EOSTracker(eos_token_ids={int(t) for t in eos_ids}),
             sampling_params=SamplingParams(**params),
             ignore_eos=req.ignore_eos,
             vocab_size=int(self.pipeline.vocab_size),
