@@ -24,11 +24,9 @@ import numpy as np
 os.environ.setdefault("MAX_SERVE_DISABLE_TELEMETRY", "1")
 
 __all__ = [
-    "ServeProcess",
     "Timed",
     "add_common_args",
     "load_kwargs",
-    "free_port",
     "machine_info",
     "markdown_table",
     "median_ms",
@@ -256,94 +254,6 @@ def machine_info(devices: str) -> dict[str, Any]:
     except OSError:
         pass
     return info
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServeProcess:
-    """A ``quote serve`` subprocess on loopback (own session, output to ``log``).
-
-    Mod registration is on when ``admin_key`` is given (``QUOTE_ADMIN_KEY``). Without
-    ``max_batch_size`` MAX picks its default (1 on CPU: concurrent requests queue). Use as a
-    context manager, or call
-    :meth:`wait_ready` and :meth:`stop`; the whole process group is stopped.
-    """
-
-    def __init__(
-        self,
-        model: str | Path,
-        *,
-        mods_dir: str | Path,
-        log: str | Path,
-        devices: str = "cpu",
-        port: int | None = None,
-        max_length: int = 2048,
-        max_batch_size: int | None = None,
-        admin_key: str | None = None,
-    ) -> None:
-        import subprocess
-        import sys
-
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = Path(log)
-        env = {k: v for k, v in os.environ.items() if k not in ("QUOTE_ADMIN_KEY", "QUOTE_RELOAD")}
-        env["MAX_SERVE_DISABLE_TELEMETRY"] = "1"
-        if admin_key:
-            env["QUOTE_ADMIN_KEY"] = admin_key
-        opts = ["--devices", devices, "--port", str(self.port), "--max-length", str(max_length)]
-        if max_batch_size is not None:
-            opts += ["--max-batch-size", str(max_batch_size)]
-        cmd = [sys.executable, "-m", "quote.cli", "serve", "--model", str(model), *opts]
-        self.cmd = cmd + ["--mods-dir", str(mods_dir)]
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                self.cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def wait_ready(self, timeout: float = 600.0) -> None:
-        """Poll ``/health`` until 200; raise with the log's tail if it exits or times out."""
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = self.log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"server exited ({self.proc.returncode}):\n{tail}")
-            try:
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"server not ready in {timeout:.0f} s; log: {self.log}")
-
-    def stop(self) -> int | None:
-        """SIGTERM the process group (SIGKILL after 30 s); the exit status."""
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def __enter__(self) -> ServeProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def register_mod(base: str, key: str, name: str, source: str, entrypoint: str) -> None:

@@ -119,21 +119,11 @@ def decode_ms(pipe: Any, batch: int, prompt_len: int, steps: int, mods: list[Any
 
 def first_logits(pipe: Any, prompt_len: int = 64, steps: int = 4) -> list[list[float]]:
     """Logits of the first ``steps`` greedy steps for a fixed prompt (stock pipelines)."""
-    from max.pipelines.lib.generate import GenerateIterator
+    from quote.pipelines.local import greedy_with_logits
 
     prompt = [int(t) for t in _contexts(pipe, 1, prompt_len, 1)[0].tokens.all]
-    with GenerateIterator(
-        pipe,
-        [prompt],
-        max_new_tokens=steps,
-        temperature=0.0,
-        top_k=1,
-        ignore_eos=True,
-        output_logits=True,
-    ) as b:
-        for _ in b:
-            pass
-    return [np.asarray(r, dtype=np.float32).tolist() for r in b.logits[0]]
+    _, logits = greedy_with_logits(pipe, [prompt], steps)
+    return [r.tolist() for r in logits[0]]
 
 
 def _mods() -> dict[str, Any]:
@@ -335,8 +325,8 @@ def phase_rewind(a: argparse.Namespace) -> dict[str, Any]:
 def phase_softcap(a: argparse.Namespace) -> dict[str, Any]:
     """Quote's soft-capped attention graph on the GPU (bf16) vs transformers in float32."""
     import torch
-    from max.pipelines.lib.generate import GenerateIterator
 
+    from quote.pipelines.local import greedy_with_logits
     from quote.tiny import write_tiny_model
     from quote.tiny.reference import load_reference
 
@@ -352,27 +342,16 @@ def phase_softcap(a: argparse.Namespace) -> dict[str, Any]:
     pipe = _load(str(dst), a.devices, stock=True, device_memory_utilization=a.mem)
     rng = np.random.default_rng(0)
     prompts = [[2, *rng.integers(10, 1000, size=n - 1).tolist()] for n in (300, 24)]
-    with GenerateIterator(
-        pipe,
-        prompts,
-        max_new_tokens=8,
-        temperature=0.0,
-        top_k=1,
-        ignore_eos=True,
-        output_logits=True,
-    ) as batch:
-        for _ in batch:
-            pass
+    sequences, logits = greedy_with_logits(pipe, prompts, 8)
     device = "cuda" if a.devices.startswith("gpu") else "cpu"
     ref = load_reference(dst, dtype=torch.float32, device=device)
     out: dict[str, Any] = {"rows": []}
     for i, prompt in enumerate(prompts):
-        seq = [int(t) for t in batch.sequences[i]]
+        seq = sequences[i]
         with torch.no_grad():
             hf = ref(torch.tensor([seq], device=device)).logits[0].float().cpu().numpy()
-        for step, row in enumerate(batch.logits[i]):
+        for step, got in enumerate(logits[i]):
             want = hf[len(prompt) - 1 + step]
-            got = np.asarray(row, dtype=np.float32)
             out["rows"].append(
                 {
                     "prompt_len": len(prompt),

@@ -41,7 +41,6 @@ import httpx
 import numpy as np
 import openai
 from _common import (
-    ServeProcess,
     add_common_args,
     machine_info,
     markdown_table,
@@ -51,6 +50,7 @@ from _common import (
 )
 
 from quote.sdk import DEFAULT_HOLD_BACK
+from quote.server.process import ServerProcess
 
 MODS_SOURCE = """
 from quote.sdk import ForwardPass, mod
@@ -222,21 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     a.levels = [int(x) for x in a.concurrency.split(",")]
 
-    srv: ServeProcess | None = None
+    srv: ServerProcess | None = None
     if a.server_url:
         base = a.server_url.rstrip("/").removesuffix("/v1")
         key = a.admin_key
     else:
         work = Path(tempfile.mkdtemp(prefix="quote-bench-server-"))
         key = secrets.token_hex(16)
-        srv = ServeProcess(
+        srv = ServerProcess(
             model_dir(a.model),
             mods_dir=work / "mods",
             log=work / "server.log",
             devices=a.devices,
             port=a.port,
             max_batch_size=a.max_batch_size,
-            admin_key=key,
+            env={"QUOTE_ADMIN_KEY": key},
         )
         base = srv.base
         print(f"starting quote serve on {base} (log: {srv.log})", flush=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 from quote.hot.state import RequestOptions
 
-__all__ = ["LocalEngine", "Request", "Result"]
+__all__ = ["LocalEngine", "Request", "Result", "greedy_with_logits"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,3 +157,30 @@ def _reason(ctx: Any) -> str:
 def replace_options(req: Request, **changes: Any) -> Request:
     """Copy of ``req`` with its options changed."""
     return dataclasses.replace(req, options=dataclasses.replace(req.options, **changes))
+
+
+def greedy_with_logits(
+    pipeline: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int
+) -> tuple[list[list[int]], list[list[np.ndarray]]]:
+    """Decode ``prompts`` greedily as one batch with MAX's ``GenerateIterator``.
+
+    Returns each row's full sequence (prompt + generated) and the logits of each
+    generated token (float32 rows); ``ignore_eos`` keeps every row to ``max_new_tokens``.
+    Used as the engine side of reference comparisons (tests, benchmarks).
+    """
+    from max.pipelines.lib.generate import GenerateIterator
+
+    with GenerateIterator(
+        pipeline,
+        [list(p) for p in prompts],
+        max_new_tokens=max_new_tokens,
+        temperature=0.0,
+        top_k=1,
+        ignore_eos=True,
+        output_logits=True,
+    ) as batch:
+        for _ in batch:
+            pass
+    sequences = [[int(t) for t in seq] for seq in batch.sequences]
+    logits = [[np.asarray(r, dtype=np.float32) for r in rows] for rows in batch.logits]
+    return sequences, logits

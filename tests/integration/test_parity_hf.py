@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from quote.pipelines.local import greedy_with_logits
 from quote.tiny.reference import SOFTCAP_EAGER, load_reference
 
 pytestmark = pytest.mark.integration
@@ -49,23 +50,11 @@ def _hf_logits(model_dir: Any, seq: list[int], *, attention: str = SOFTCAP_EAGER
 def test_logits_match_transformers(
     variant: str, pipeline_factory: Any, tiny_model_factory: Any
 ) -> None:
-    from max.pipelines.lib.generate import GenerateIterator
-
     lp = pipeline_factory(variant, stock=True)
     prompt = _prompt(lp.hf_tokenizer)
-    with GenerateIterator(
-        lp.pipeline,
-        [prompt],
-        max_new_tokens=DECODE_STEPS,
-        temperature=0.0,
-        top_k=1,
-        ignore_eos=True,
-        output_logits=True,
-    ) as batch:
-        for _ in batch:
-            pass
-    seq = [int(t) for t in batch.sequences[0]]
-    max_logits = [np.asarray(row, dtype=np.float64) for row in batch.logits[0]]
+    sequences, logits = greedy_with_logits(lp.pipeline, [prompt], DECODE_STEPS)
+    seq = sequences[0]
+    max_logits = [row.astype(np.float64) for row in logits[0]]
     assert len(seq) == PROMPT_LEN + DECODE_STEPS
     assert len(max_logits) == DECODE_STEPS
 
@@ -92,29 +81,17 @@ def test_logits_match_transformers(
 
 def test_softcap_attention_batched_ragged(pipeline_factory: Any, tiny_model_factory: Any) -> None:
     """Soft-capped attention with several requests of different lengths in one batch."""
-    from max.pipelines.lib.generate import GenerateIterator
-
     lp = pipeline_factory("softcap", stock=True)
     full = _prompt(lp.hf_tokenizer)
     prompts = [full[:7], full[:300], full[40:95]]
     steps = 6
-    with GenerateIterator(
-        lp.pipeline,
-        prompts,
-        max_new_tokens=steps,
-        temperature=0.0,
-        top_k=1,
-        ignore_eos=True,
-        output_logits=True,
-    ) as batch:
-        for _ in batch:
-            pass
+    sequences, logits = greedy_with_logits(lp.pipeline, prompts, steps)
     model_dir = tiny_model_factory("softcap")
     worst = 0.0
     for i, prompt in enumerate(prompts):
-        seq = [int(t) for t in batch.sequences[i]]
+        seq = sequences[i]
         hf = _hf_logits(model_dir, seq)
-        for step, row in enumerate(batch.logits[i]):
+        for step, row in enumerate(logits[i]):
             ref = hf[len(prompt) - 1 + step]
             worst = max(worst, float(np.max(np.abs(np.asarray(row, dtype=np.float64) - ref))))
             assert seq[len(prompt) + step] == int(np.argmax(ref)), (i, step)
