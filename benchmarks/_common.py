@@ -109,7 +109,9 @@ class Stepper:
     Several steppers may share a pipeline (their requests are claimed side by side), so
     configurations can be interleaved step by step: noise then hits all of them alike.
     ``mods`` are attached to every request (QuotePipeline only); an empty list leaves the
-    requests without mods (Quote then takes MAX's stock step).
+    requests without mods (Quote then takes MAX's stock step). ``stock_step`` steps with MAX's
+    own ``TextGenerationPipeline.execute`` even on a ``QuotePipeline`` (same weights and cache:
+    a baseline free of differences between pipeline instances).
     """
 
     def __init__(
@@ -120,13 +122,21 @@ class Stepper:
         max_new_tokens: int,
         mods: Sequence[Any] = (),
         ignore_eos: bool = True,
+        stock_step: bool = False,
     ) -> None:
+        from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
+
         from quote.hot.state import RequestOptions
         from quote.pipelines.local import LocalEngine, Request
 
         self.engine = LocalEngine(loaded)
         self.pipeline = loaded.pipeline
         self.kv = self.pipeline.kv_manager
+        self._execute = (
+            (lambda inputs: TextGenerationPipeline.execute(self.pipeline, inputs))
+            if stock_step
+            else self.pipeline.execute
+        )
         reqs = [
             Request(
                 prompt=list(p),
@@ -162,7 +172,7 @@ class Stepper:
             self.kv.alloc(ctx)
         inputs = TextGenerationInputs(batches=[list(self.live.values())])
         t0 = time.perf_counter()
-        outputs = self.pipeline.execute(inputs)
+        outputs = self._execute(inputs)
         dt = time.perf_counter() - t0
         self.out.step_s.append(dt)
         self.out.batch.append(len(self.live))
