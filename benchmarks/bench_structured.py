@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, markdown_table, model_dir, write_json
+from _common import load_kwargs, machine_info, markdown_table, model_dir, write_json
 
 from quote.pipelines.local import LocalEngine, Request, Result
 
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = model_dir(args.model)
     t_load = time.perf_counter()
-    extra = {} if args.mem is None else {"device_memory_utilization": args.mem}
+    extra = load_kwargs(args)
     quote_loaded = load_pipeline(
         model, devices=args.devices, max_batch_size=args.batch, max_length=args.max_length, **extra
     )
