@@ -48,18 +48,73 @@ _SEED_BUMP = 0x9E3779B97F4A7C15
 _U64 = (1 << 64) - 1
 
 
-@dataclasses.dataclass
 class _Row:
-    """One request's work in the current step."""
+    """One request's work in the current step (a plain slotted class: built per row per step)."""
 
-    ctx: Any
-    st: RequestState
-    index: int = -1
-    logits: np.ndarray | None = None
-    temperature: float | None = None
-    mask: RowMask | None = None
-    suppressed: bool = False
-    pending: deque[tuple[str, Any, bool, str]] = dataclasses.field(default_factory=deque)
+    __slots__ = (
+        "batch",
+        "ctx",
+        "device_masks",
+        "index",
+        "logits",
+        "mask",
+        "pending",
+        "st",
+        "suppressed",
+        "temperature",
+    )
+
+    def __init__(self, ctx: Any, st: RequestState) -> None:
+        self.ctx = ctx
+        self.st = st
+        self.index = -1
+        self.logits: np.ndarray | None = None
+        self.temperature: float | None = None
+        self.mask: RowMask | None = None
+        self.suppressed = False
+        self.pending: deque[tuple[str, Any, bool, str]] | None = None
+        self.batch: _BatchLogits | None = None
+        self.device_masks = False
+
+    def queue(self) -> deque[tuple[str, Any, bool, str]]:
+        """Edits waiting to be applied this step, in order (created on first use)."""
+        if self.pending is None:
+            self.pending = deque()
+        return self.pending
+
+    def current_logits(self) -> np.ndarray:
+        """The row's logits as edited so far (a pending device mask is applied on the host)."""
+        assert self.batch is not None
+        if self.logits is None and self.mask is not None:
+            self.logits = self.mask.apply(self.batch.row(self.index))
+            self.mask = None
+        return self.logits if self.logits is not None else self.batch.row(self.index)
+
+    def edit_logits(self, event: Event, action: Action, mod_name: str = "?") -> Event:
+        """Apply one mod's ``AdjustedLogits`` before the next mod sees the event.
+
+        Allow/ban-only edits stay a :class:`RowMask` (applied on the device by the
+        bitmask sampler) until some mod reads the logits or edits them otherwise.
+        """
+        st = self.st
+        if not isinstance(action, AdjustedLogits) or st.finish_reason is not None:
+            return event
+        assert self.batch is not None
+        if action.temperature is not None:
+            self.temperature = action.temperature
+        if self.device_masks and self.logits is None and is_mask_only(action):
+            try:
+                self.mask = (self.mask or RowMask()).add(action, self.batch.width)
+            except InvalidActionError as exc:
+                _fail(self, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
+                return event
+            return ForwardPass(st.request_id, st.step, self.current_logits)
+        try:
+            self.logits = action.apply(self.current_logits())
+        except InvalidActionError as exc:
+            _fail(self, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
+            return event
+        return ForwardPass(st.request_id, st.step, self.logits)
 
 
 def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
@@ -70,7 +125,7 @@ def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
         return stock
     rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in flat]
     start_requests(pipeline, rows)
-    live = [r for r in rows if not r.st.finished]
+    live = [r for r in rows if r.st.finish_reason is None]
     if live:
         step_live_rows(pipeline, inputs, live)
     return emit(pipeline, rows)
@@ -106,28 +161,25 @@ def start_requests(pipeline: Any, rows: list[_Row]) -> None:
 
 
 def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
-    """Forward, ForwardPass, sample, Sampled, add, edit — for every live request."""
+    """Forward, ForwardPass, sample, then each request's Sampled / Added / edits."""
     batch = [r.ctx for r in live]
     for i, r in enumerate(live):
         r.index = i
     model_inputs, bitmask, flat = pipeline.prepare_batch([batch])
+    # MAX's step builds its sampler before the forward; so does Quote, unless a request
+    # changed its sampling (mask, temperature) last step and so likely will again.
+    rebuild = any(r.st.edits_sampling for r in live)
+    proc = None if rebuild else sampling_processor(pipeline, flat, bitmask)
     outputs = pipeline._pipeline_model.execute(model_inputs=model_inputs)
     chunked = {id(c) for c in flat if c.tokens.actively_chunked}
     host = dispatch_forward_pass(pipeline, live, outputs, chunked)
-    sampled = sample(pipeline, live, flat, outputs, host, bitmask)
+    sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc)
     for r in live:
-        if id(r.ctx) in chunked:
+        if chunked and id(r.ctx) in chunked:
             r.ctx.tokens.advance_chunk()
             pipeline.kv_manager.step(r.ctx)
-            continue
-        r.st.forward_passes += 1
-        r.st.kv_valid = len(r.ctx.tokens)
-        if not r.st.finished and not r.suppressed:
-            dispatch_sampled(r, int(sampled[r.index]))
-        if not r.st.finished:
-            _drain(pipeline, r)
-        finish_or_reschedule(pipeline, r)
-        r.st.step += 1
+        else:
+            advance_request(pipeline, r, sampled[r.index])
 
 
 class _BatchLogits:
@@ -136,7 +188,11 @@ class _BatchLogits:
     def __init__(self, device_logits: Any) -> None:
         self._device = device_logits
         self.host: np.ndarray | None = None
-        self.width = int(device_logits.shape[-1])
+
+    @property
+    def width(self) -> int:
+        """The vocabulary width of a row."""
+        return int(self._device.shape[-1])
 
     def fetch(self) -> np.ndarray:
         if self.host is None:
@@ -149,9 +205,6 @@ class _BatchLogits:
         view: np.ndarray = self.fetch()[index].view()
         view.flags.writeable = False
         return view
-
-    def loader(self, index: int) -> Any:
-        return lambda: self.row(index)
 
 
 def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked: set[int]) -> Any:
@@ -167,8 +220,10 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
     device_masks = pipeline._sampler_with_bitmask is not None
     edited = []
     for r in wanting:
-        event: Event = ForwardPass(r.st.request_id, r.st.step, batch.loader(r.index))
-        for d in _dispatch(r, event, edit=_chain_logits(r, batch, device_masks)):
+        r.batch, r.device_masks = batch, device_masks
+        st = r.st
+        event = ForwardPass(st.request_id, st.step, r.current_logits)
+        for d in _dispatch(r, event, r.edit_logits):
             if not isinstance(d.action, AdjustedLogits):
                 _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
         if r.logits is not None:
@@ -181,26 +236,59 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
     return host
 
 
+def sampling_processor(pipeline: Any, flat: list[Any], bitmask: Any) -> Any:
+    """MAX's ``FusedSamplingProcessor`` for the batch's sampling parameters and bitmask."""
+    from max.pipelines.sampling import FusedSamplingProcessor
+
+    return FusedSamplingProcessor(
+        sampler=(
+            pipeline._sampler_with_bitmask
+            if bitmask is not None
+            else pipeline._sampler_without_bitmask
+        ),
+        pipeline_config=pipeline._pipeline_config,
+        context_batch=flat,
+        device=pipeline._sampler_device,
+        pinned_new_tokens=pipeline._pinned_new_tokens,
+        identity_logit_offsets=pipeline._identity_logit_offsets,
+        bitmask=bitmask,
+        vocab_size=pipeline.vocab_size,
+    )
+
+
 def sample(
-    pipeline: Any, live: list[_Row], flat: list[Any], outputs: Any, host: Any, bitmask: Any
-) -> Any:
-    """Sample the whole batch with MAX's fused sampler (edited rows written back first)."""
-    from max.driver import CPU, Buffer
-    from max.pipelines.sampling import FusedSamplingProcessor, apply_logits_processors
+    pipeline: Any,
+    live: list[_Row],
+    flat: list[Any],
+    outputs: Any,
+    host: Any,
+    bitmask: Any,
+    proc: Any,
+) -> list[int]:
+    """Sample the whole batch with MAX's fused sampler (edited rows written back first).
+
+    ``proc`` was built before the forward (or is None); mods that changed a request's
+    temperature or masked its row this step need a new one (with their parameters and
+    bitmask).
+    """
+    from max.driver import Buffer
+    from max.pipelines.sampling import apply_logits_processors
 
     logits = outputs.next_token_logits
     if host is not None:
         logits = Buffer.from_numpy(np.ascontiguousarray(host, dtype=np.float32)).to(logits.device)
-    saved = [(r.ctx, r.ctx.sampling_params) for r in live if r.temperature is not None]
+    saved = []
+    masked = []
     for r in live:
+        r.st.edits_sampling = r.temperature is not None or r.mask is not None
         if r.temperature is not None:
-            greedy = r.temperature == 0.0
+            params = r.ctx.sampling_params
+            saved.append((r.ctx, params))
             r.ctx.sampling_params = dataclasses.replace(
-                r.ctx.sampling_params,
-                temperature=r.temperature,
-                top_k=1 if greedy else r.ctx.sampling_params.top_k,
+                params, temperature=r.temperature, top_k=1 if r.temperature == 0.0 else params.top_k
             )
-    masked = [r for r in live if r.mask is not None and r.logits is None]
+        if r.mask is not None and r.logits is None:
+            masked.append(r)
     if masked:
         width = int(logits.shape[-1])
         if bitmask is None:
@@ -209,21 +297,8 @@ def sample(
             assert r.mask is not None
             bitmask[r.index] &= r.mask.packed(width)  # MAX's own grammar mask, if any, still holds
     try:
-        sampler = (
-            pipeline._sampler_with_bitmask
-            if bitmask is not None
-            else pipeline._sampler_without_bitmask
-        )
-        proc = FusedSamplingProcessor(
-            sampler=sampler,
-            pipeline_config=pipeline._pipeline_config,
-            context_batch=flat,
-            device=pipeline._sampler_device,
-            pinned_new_tokens=pipeline._pinned_new_tokens,
-            identity_logit_offsets=pipeline._identity_logit_offsets,
-            bitmask=bitmask,
-            vocab_size=pipeline.vocab_size,
-        )
+        if proc is None or saved or masked:
+            proc = sampling_processor(pipeline, flat, bitmask)
         s_logits, s_offsets = proc.logits_for_sampling(
             logits=logits if host is not None else outputs.logits,
             next_token_logits=logits,
@@ -235,25 +310,45 @@ def sample(
             batch_logit_offsets=s_offsets,
             batch_processors=[proc],
         )
-        tokens = proc.new_tokens.to(CPU()).to_numpy()
+        tokens = proc.new_tokens.to_numpy()  # copies from the device when not on the host
     finally:
         for ctx, params in saved:
             ctx.sampling_params = params
-    return np.asarray(tokens).reshape(len(flat), -1)[:, -1]
+    out: list[int] = np.asarray(tokens).reshape(len(flat), -1)[:, -1].tolist()
+    return out
 
 
-def dispatch_sampled(row: _Row, token: int) -> None:
+def advance_request(pipeline: Any, row: _Row, token: int) -> None:
+    """After the forward: ``Sampled``, add the token (``Added``), apply edits, reschedule."""
+    st = row.st
+    st.forward_passes += 1
+    st.kv_valid = sequence.length(row.ctx)
+    if st.finish_reason is None and not row.suppressed:
+        dispatch_sampled(pipeline, row, token)
+    if row.pending:
+        _drain(pipeline, row)
+    elif st.finish_reason is None and st.stop_status is not None:
+        st.finish_reason = st.stop_status
+    finish_or_reschedule(pipeline, row)
+    st.step += 1
+
+
+def dispatch_sampled(pipeline: Any, row: _Row, token: int) -> None:
     """``Sampled``: mods may replace the sample (ForceTokens), backtrack or end."""
-    if row.st.session is not None:
-        for d in _dispatch(row, Sampled(row.st.request_id, row.st.step, token)):
+    st = row.st
+    if st.session is not None:
+        for d in _dispatch(row, Sampled(st.request_id, st.step, token)):
             _handle_common(row, d.mod, d.action, "Sampled", sample_step=True)
-    if not row.suppressed and not row.st.finished:
-        row.pending.appendleft(("add", (token,), False, "the sampler"))
+    if not row.suppressed and st.finish_reason is None:
+        if row.pending:  # only forced edits (which suppress the sample) queue before it
+            row.pending.appendleft(("add", (token,), False, "the sampler"))
+        else:
+            _add(pipeline, row, (token,), False, "the sampler")
 
 
 def finish_or_reschedule(pipeline: Any, row: _Row) -> None:
     """Record what the forward wrote; set up the next forward pass unless the request ended."""
-    if row.st.finished:
+    if row.st.finish_reason is not None:
         _set_final_status(row)
         pipeline.kv_manager.step(row.ctx)
         return
@@ -271,30 +366,45 @@ def _set_final_status(row: _Row) -> None:
 
 def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
     """Hand the client every token it may safely see (hold-back respected)."""
-    from max.pipelines.context.outputs import TextGenerationOutput
-
+    output = _output_type()
     res: dict[Any, Any] = {}
     for r in rows:
         st, ctx = r.st, r.ctx
         if ctx.tokens.actively_chunked:
             continue
-        generated = ctx.tokens.generated
-        if st.finished:
+        n_generated = sequence.length(ctx) - st.prompt_len
+        finished = st.finish_reason is not None
+        if finished:
             _set_final_status(r)
-        if st.finished:
-            end = len(generated) if st.finish_reason in ("stop", "length") else st.delivered
+            end = n_generated if st.finish_reason in ("stop", "length") else st.delivered
         else:
-            end = max(st.delivered, len(generated) - st.hold_back)
-        new = generated[st.delivered : end].tolist()
-        st.delivered = max(st.delivered, end)
-        ctx.tokens._completion_range.start = min(st.prompt_len + st.delivered, len(ctx.tokens))
-        if new or st.finished:
-            res[ctx.request_id] = TextGenerationOutput(
+            end = max(st.delivered, n_generated - st.hold_back)
+        new: list[int] = []
+        if end > st.delivered:
+            new = sequence.tokens_between(ctx, st.prompt_len + st.delivered, st.prompt_len + end)
+            st.delivered = end
+        sequence.deliver(ctx, st.prompt_len + st.delivered)
+        if new or finished:
+            res[ctx.request_id] = output(
                 request_id=ctx.request_id, tokens=new, final_status=ctx.status
             )
-        if st.finished:
-            pipeline.quote_finish(st, [int(t) for t in generated])
+        if finished:
+            generated = sequence.tokens_between(ctx, st.prompt_len, st.prompt_len + n_generated)
+            pipeline.quote_finish(st, generated)
     return res
+
+
+_OUTPUT: Any = None
+
+
+def _output_type() -> Any:
+    """MAX's ``TextGenerationOutput`` (imported once, on first use)."""
+    global _OUTPUT
+    if _OUTPUT is None:
+        from max.pipelines.context.outputs import TextGenerationOutput
+
+        _OUTPUT = TextGenerationOutput
+    return _OUTPUT
 
 
 # ----------------------------------------------------------------------------- actions
@@ -304,55 +414,31 @@ def _dispatch(row: _Row, event: Event, edit: Any = None) -> list[Any]:
     """Dispatch to this request's mods; a mod failure fails only this request."""
     st = row.st
     assert st.session is not None
-    t0 = time.perf_counter() if st.trace is not None else 0.0
+    if st.trace is not None:
+        return _dispatch_traced(row, event, edit)
+    try:
+        return st.session.dispatch(event, edit)
+    except ModFailure as exc:
+        _fail(row, str(exc))
+        return []
+
+
+def _dispatch_traced(row: _Row, event: Event, edit: Any) -> list[Any]:
+    st = row.st
+    assert st.session is not None and st.trace is not None
+    t0 = time.perf_counter()
     try:
         result = st.session.dispatch(event, edit)
     except ModFailure as exc:
         _fail(row, str(exc))
         result = []
-    if st.trace is not None:
-        st.trace.add(
-            step=st.step,
-            event=type(event).__name__,
-            actions=[f"{d.mod}:{type(d.action).__name__}" for d in result],
-            ms=round((time.perf_counter() - t0) * 1000.0, 3),
-        )
+    st.trace.add(
+        step=st.step,
+        event=type(event).__name__,
+        actions=[f"{d.mod}:{type(d.action).__name__}" for d in result],
+        ms=round((time.perf_counter() - t0) * 1000.0, 3),
+    )
     return result
-
-
-def _chain_logits(row: _Row, batch: _BatchLogits, device_masks: bool) -> Any:
-    """Apply each mod's AdjustedLogits before the next mod sees the event.
-
-    Allow/ban-only edits stay a :class:`RowMask` (applied on the device by the
-    bitmask sampler) until some mod reads the logits or edits them otherwise.
-    """
-
-    def current() -> np.ndarray:
-        if row.logits is None and row.mask is not None:
-            row.logits = row.mask.apply(batch.row(row.index))
-            row.mask = None
-        return row.logits if row.logits is not None else batch.row(row.index)
-
-    def edit(event: Event, action: Action, mod_name: str = "?") -> Event:
-        if not isinstance(action, AdjustedLogits) or row.st.finished:
-            return event
-        if action.temperature is not None:
-            row.temperature = action.temperature
-        if device_masks and row.logits is None and is_mask_only(action):
-            try:
-                row.mask = (row.mask or RowMask()).add(action, batch.width)
-            except InvalidActionError as exc:
-                _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
-                return event
-            return ForwardPass(row.st.request_id, row.st.step, current)
-        try:
-            row.logits = action.apply(current())
-        except InvalidActionError as exc:
-            _fail(row, f"mod '{mod_name}' (AdjustedLogits at ForwardPass): {exc}")
-            return event
-        return ForwardPass(row.st.request_id, row.st.step, row.logits)
-
-    return edit
 
 
 def _handle_common(
@@ -364,10 +450,10 @@ def _handle_common(
         return
     origin = f"mod '{mod}' ({type(action).__name__} at {where})"
     if isinstance(action, ForceTokens):
-        row.pending.append(("add", action.tokens, True, origin))
+        row.queue().append(("add", action.tokens, True, origin))
         row.suppressed = row.suppressed or sample_step
     elif isinstance(action, Backtrack):
-        row.pending.append(("backtrack", action, True, origin))
+        row.queue().append(("backtrack", action, True, origin))
         row.suppressed = row.suppressed or sample_step
     elif isinstance(action, ForceOutput):
         _force_output(row, mod, action.tokens)
@@ -387,54 +473,60 @@ def _handle_common(
 
 def _drain(pipeline: Any, row: _Row) -> None:
     """Apply queued appends and backtracks in order, dispatching ``Added`` for each append."""
-    st, ctx = row.st, row.ctx
+    st, pending = row.st, row.queue()
     rounds = 0
-    while row.pending and not st.finished:
+    while pending and not st.finished:
         rounds += 1
         if rounds > MAX_EDIT_ROUNDS:
             _fail(row, f"mods kept editing the sequence for {MAX_EDIT_ROUNDS} rounds in one step")
             return
-        kind, payload, forced, origin = row.pending.popleft()
+        kind, payload, forced, origin = pending.popleft()
         if kind == "backtrack":
             _backtrack(row, payload, origin)
-            continue
-        added = _append(pipeline, row, payload, origin)
-        if st.finished or not added or st.session is None:
-            continue
-        for d in _dispatch(row, Added(st.request_id, st.step, tuple(added), forced)):
-            _handle_common(row, d.mod, d.action, "Added")
+        else:
+            _add(pipeline, row, payload, forced, origin)
     if not st.finished and st.stop_status is not None:
         st.finish_reason = st.stop_status
-    del ctx
 
 
-def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> list[int]:
+def _add(pipeline: Any, row: _Row, tokens: tuple[int, ...], forced: bool, origin: str) -> None:
+    """Append ``tokens`` and dispatch ``Added`` for what entered; actions queue up."""
+    added = _append(pipeline, row, tokens, origin)
+    st = row.st
+    if not added or st.finish_reason is not None or st.session is None:
+        return
+    for d in _dispatch(row, Added(st.request_id, st.step, added, forced)):
+        _handle_common(row, d.mod, d.action, "Added")
+
+
+def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> tuple[int, ...]:
     """Append tokens, clipped at EOS and at the length cap; returns what entered."""
     st, ctx = row.st, row.ctx
-    if st.stop_status is not None:
-        return []
-    vocab = int(pipeline.vocab_size)
-    bad = [t for t in tokens if not 0 <= t < vocab]
-    if bad:
+    if st.stop_status is not None or not tokens:
+        return ()
+    vocab = pipeline.vocab_size
+    if min(tokens) < 0 or max(tokens) >= vocab:
+        bad = [t for t in tokens if not 0 <= t < vocab]
         _fail(row, f"{origin}: token ids outside the vocabulary (size {vocab}): {bad[:8]}")
-        return []
-    room = st.max_len - len(ctx.tokens)
-    take = list(tokens[: max(room, 0)])
+        return ()
+    room = st.max_len - sequence.length(ctx)
+    take = tuple(tokens) if room >= len(tokens) else tuple(tokens[: max(room, 0)])
     if not ctx.ignore_eos:
+        eos = ctx.eos_tracker.eos_token_ids
         for i, t in enumerate(take):
-            if t in ctx.eos_tracker.eos_token_ids:
+            if t in eos:
                 take = take[: i + 1]
                 st.stop_status = "stop"
                 break
     sequence.append_tokens(ctx, take)
-    if st.stop_status is None and len(ctx.tokens) >= st.max_len:
+    if st.stop_status is None and sequence.length(ctx) >= st.max_len:
         st.stop_status = "length"
     return take
 
 
 def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
     st, ctx = row.st, row.ctx
-    generated = len(ctx.tokens) - st.prompt_len
+    generated = sequence.length(ctx) - st.prompt_len
     if action.n > generated:
         _fail(
             row,
@@ -450,12 +542,12 @@ def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
         )
         return
     sequence.truncate(ctx, st.prompt_len + new_generated)
-    st.kv_valid = min(st.kv_valid, len(ctx.tokens))
+    st.kv_valid = min(st.kv_valid, sequence.length(ctx))
     st.stop_status = None
     st.rewound = True
     st.backtracks += 1
     if action.tokens:
-        row.pending.appendleft(("add", action.tokens, True, origin))
+        row.queue().appendleft(("add", action.tokens, True, origin))
 
 
 def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
@@ -500,7 +592,12 @@ def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str)
 def _reschedule(pipeline: Any, row: _Row, after_forward: bool = False) -> None:
     """Set the next forward's active window; rewind the KV cache where tokens changed."""
     st, ctx = row.st, row.ctx
-    sequence.schedule_forward(ctx, st.kv_valid, st.prompt_len + st.delivered)
+    active = sequence.schedule_forward(ctx, st.kv_valid, st.prompt_len + st.delivered)
+    if after_forward and active == 1 and not st.rewound:
+        # The plain decode step: record what the forward wrote (the scheduler allocates
+        # before the next step). Everything else goes through quote_sync_kv.
+        pipeline.kv_manager.step(ctx)
+        return
     if st.rewound and st.backtracks:
         # MAX seeds each draw with seed + length: after a backtrack the same position
         # would draw the same number again, so move the request's seed on.

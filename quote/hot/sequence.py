@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["append_tokens", "replace_prompt", "schedule_forward", "truncate"]
+__all__ = [
+    "append_tokens",
+    "deliver",
+    "length",
+    "replace_prompt",
+    "schedule_forward",
+    "tokens_between",
+    "truncate",
+]
 
 
 _RANGE: Any = None
@@ -41,7 +49,8 @@ def append_tokens(ctx: Any, tokens: Sequence[int]) -> None:
     if not tokens:
         return
     new_len = buf._current_length + len(tokens)
-    buf._expand_capacity(new_len)
+    if new_len >= buf.array.size:  # MAX's own growth rule (``_expand_capacity``)
+        buf._expand_capacity(new_len)
     if len(tokens) == 1:
         buf.array[buf._current_length] = tokens[0]
     else:
@@ -61,21 +70,42 @@ def truncate(ctx: Any, length: int) -> None:
         del ctx._log_probabilities_data[pos]
 
 
-def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> None:
+def length(ctx: Any) -> int:
+    """Tokens in the sequence (``len(ctx.tokens)`` without building a slice)."""
+    n: int = ctx.tokens._current_length
+    return n
+
+
+def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> int:
     """Make the next forward run tokens ``[min(kv_valid, len-1), len)`` as one chunk.
 
     ``delivered_end`` is the absolute index up to which tokens were handed to the
-    client; MAX's completion range is set to start there.
+    client; MAX's completion range is set to start there. Returns the chunk's length.
+    The range objects are updated in place, as MAX's own ``advance_with_token`` does.
     """
     buf = ctx.tokens
-    length = buf._current_length
-    start = max(0, min(kv_valid, length - 1))
-    buf._processing_range = _range(start, length)
+    length_: int = buf._current_length
+    start = max(0, min(kv_valid, length_ - 1))
+    rng = buf._processing_range
+    rng.start, rng.end = start, length_
     buf._processing_offset = 0
     buf._actively_chunked = False
-    start_c = min(max(delivered_end, buf._prompt_length), length)
-    buf._completion_range = _range(start_c, length)
-    ctx.status = _active()
+    rng = buf._completion_range
+    rng.start, rng.end = min(max(delivered_end, buf._prompt_length), length_), length_
+    ctx.status = _ACTIVE if _ACTIVE is not None else _active()
+    return length_ - start
+
+
+def tokens_between(ctx: Any, start: int, end: int) -> list[int]:
+    """The token ids at absolute positions ``[start, end)`` as a list."""
+    out: list[int] = ctx.tokens.array[start:end].tolist()
+    return out
+
+
+def deliver(ctx: Any, delivered_end: int) -> None:
+    """Record that tokens before absolute index ``delivered_end`` reached the client."""
+    buf = ctx.tokens
+    buf._completion_range.start = min(delivered_end, buf._current_length)
 
 
 def replace_prompt(ctx: Any, prompt: Sequence[int]) -> None:

@@ -84,6 +84,7 @@ class RequestState:
     error: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     forward_passes: int = 0
+    edits_sampling: bool = False
     raw_id: Any = None
     ticket: str | None = None
 

@@ -18,21 +18,22 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from quote.mods.budget import ModTimeout, arm, budget_seconds, disarm, time_budget
+from quote.mods.budget import ModTimeout, budget_seconds, time_budget, watchdog
 from quote.sdk.actions import LEGAL_EVENTS, TERMINAL_ACTIONS, Action, Noop
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.context import RequestInfo, bind_request, current_request
 from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import EVENT_NAMES, Event
-from quote.sdk.mod import Mod, ModDefinition
+from quote.sdk.mod import Mod, ModDefinition, _FunctionMod
 
 __all__ = ["ModFailure", "ModSession", "Dispatched"]
 
 logger = logging.getLogger(__name__)
 
 _ACTION_TYPES = tuple(LEGAL_EVENTS)
+_BUILDERS = {kind: ActionBuilder.for_event_type(kind) for kind in EVENT_NAMES}
 
 
 class ModFailure(RuntimeError):
@@ -63,6 +64,10 @@ class ModSession:
     instances: list[tuple[str, Mod]] = field(default_factory=list)
     on_action: Callable[[str, Event, Action], None] | None = None
     budget_s: float = field(default_factory=budget_seconds)
+    _hold_back: int | None = field(default=None, init=False, repr=False)
+    _bound: list[tuple[str, Callable[..., Any]]] = field(
+        default_factory=list, init=False, repr=False
+    )
 
     def start(self) -> None:
         """Instantiate every mod and call its ``on_start`` (failures raise ``ModFailure``)."""
@@ -77,11 +82,16 @@ class ModSession:
                 except Exception as exc:  # a mod's own bug: fail only this request
                     raise ModFailure(d.name, "start", _describe(exc)) from exc
             self.instances.append((d.name, inst))
+            # A function mod's handler is called directly (one call layer less per event).
+            handle = inst._fn if type(inst) is _FunctionMod else inst.handle
+            self._bound.append((d.name, handle))
 
     @property
     def hold_back(self) -> int:
         """Tokens a streaming request withholds: the largest ``hold_back`` of its mods."""
-        return max((d.hold_back for d in self.definitions), default=0)
+        if self._hold_back is None:
+            self._hold_back = max((d.hold_back for d in self.definitions), default=0)
+        return self._hold_back
 
     def dispatch(
         self, event: Event, edit: Callable[[Event, Action, str], Event] | None = None
@@ -91,50 +101,46 @@ class ModSession:
         ``edit(event, action, mod_name)`` lets the engine apply an action before the next mod
         sees the event (e.g. chained logits edits); it returns the event to pass on.
         """
+        # Hot path (several calls per request per step): one context-variable binding and
+        # one watchdog lookup per event, a shared builder, no allocation when mods answer Noop.
         out: list[Dispatched] = []
-        ev_name = EVENT_NAMES[type(event)]
-        for name, inst in self.instances:
-            action = self._call(name, inst, event, ev_name)
-            if isinstance(action, Noop):
-                continue
-            if self.on_action is not None:
-                self.on_action(name, event, action)
-            out.append(Dispatched(name, action))
-            if isinstance(action, TERMINAL_ACTIONS):
-                break
-            if edit is not None:
-                event = edit(event, action, name)
-        return out
-
-    def _call(self, name: str, inst: Mod, event: Event, ev_name: str) -> Action:
-        # Hot path (several calls per request per step): no context managers.
+        builder = _BUILDERS[type(event)]
+        tokenizer = self.tokenizer
+        dog = watchdog(self.budget_s)
         token = current_request.set(self.info)
-        armed = arm(self.budget_s)
         try:
-            result = inst.handle(event, ActionBuilder(event), self.tokenizer)
-        except ModTimeout as exc:
-            raise ModFailure(
-                name, ev_name, f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call"
-            ) from exc
-        except QuoteSDKError as exc:
-            raise ModFailure(name, ev_name, str(exc)) from exc
-        except Exception as exc:  # a mod's own bug: fail only this request
-            raise ModFailure(name, ev_name, _describe(exc)) from exc
+            for name, handle in self._bound:
+                if dog is not None:
+                    dog.calls += 1
+                    dog.busy = True
+                try:
+                    result = handle(event, builder, tokenizer)
+                except ModTimeout as exc:
+                    raise ModFailure(
+                        name,
+                        EVENT_NAMES[type(event)],
+                        f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call",
+                    ) from exc
+                except QuoteSDKError as exc:
+                    raise ModFailure(name, EVENT_NAMES[type(event)], str(exc)) from exc
+                except Exception as exc:  # a mod's own bug: fail only this request
+                    raise ModFailure(name, EVENT_NAMES[type(event)], _describe(exc)) from exc
+                finally:
+                    if dog is not None:
+                        dog.busy = False
+                if result is None or type(result) is Noop:
+                    continue
+                action = _validated(name, event, result)
+                if self.on_action is not None:
+                    self.on_action(name, event, action)
+                out.append(Dispatched(name, action))
+                if isinstance(action, TERMINAL_ACTIONS):
+                    break
+                if edit is not None:
+                    event = edit(event, action, name)
         finally:
-            if armed:
-                disarm()
             current_request.reset(token)
-        if result is None:
-            return Noop()
-        if not isinstance(result, _ACTION_TYPES):
-            raise ModFailure(
-                name, ev_name, f"returned {type(result).__name__} {result!r:.80}, not an action"
-            )
-        if type(event) not in LEGAL_EVENTS[type(result)]:
-            raise ModFailure(
-                name, ev_name, f"action {type(result).__name__} is not legal at {ev_name}"
-            )
-        return result
+        return out
 
     def close(self) -> None:
         """Call every mod's ``on_end`` (errors are logged, never raised) and drop instances."""
@@ -145,6 +151,24 @@ class ModSession:
                 except Exception as exc:  # noqa: BLE001 - on_end of user code must not break cleanup
                     logger.warning("mod %s: on_end raised %s", name, _describe(exc))
         self.instances.clear()
+        self._bound.clear()
+
+
+def _validated(name: str, event: Event, result: Any) -> Action:
+    """``result`` as an action legal at ``event``, or :class:`ModFailure`."""
+    if not isinstance(result, _ACTION_TYPES):
+        raise ModFailure(
+            name,
+            EVENT_NAMES[type(event)],
+            f"returned {type(result).__name__} {result!r:.80}, not an action",
+        )
+    if type(event) not in LEGAL_EVENTS[type(result)]:
+        raise ModFailure(
+            name,
+            EVENT_NAMES[type(event)],
+            f"action {type(result).__name__} is not legal at {EVENT_NAMES[type(event)]}",
+        )
+    return cast(Action, result)
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,14 +34,26 @@ class ActionBuilder:
         >>> actions.force_tokens([42])  # doctest: +SKIP
     """
 
+    __slots__ = ("_kind",)
+
     def __init__(self, event: Event) -> None:
-        self.event = event
+        self._kind: type = type(event)
+
+    @classmethod
+    def for_event_type(cls, kind: type) -> ActionBuilder:
+        """The (stateless, shared) builder for events of class ``kind``."""
+        builder = _BUILDERS.get(kind)
+        if builder is None:
+            builder = cls.__new__(cls)
+            builder._kind = kind
+            _BUILDERS[kind] = builder
+        return builder
 
     def _check(self, action_cls: type) -> None:
-        if type(self.event) not in LEGAL_EVENTS[action_cls]:
+        if self._kind not in LEGAL_EVENTS[action_cls]:
             legal = sorted(EVENT_NAMES[e] for e in LEGAL_EVENTS[action_cls])
             raise InvalidActionError(
-                f"{action_cls.__name__} is not legal at {EVENT_NAMES[type(self.event)]}; "
+                f"{action_cls.__name__} is not legal at {EVENT_NAMES[self._kind]}; "
                 f"it is legal at: {', '.join(legal)}"
             )
 
@@ -99,3 +111,6 @@ class ActionBuilder:
         """End the request with an error."""
         self._check(EmitError)
         return EmitError(str(message))
+
+
+_BUILDERS: dict[type, ActionBuilder] = {}
