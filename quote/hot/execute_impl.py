@@ -166,11 +166,15 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
     for i, r in enumerate(live):
         r.index = i
     model_inputs, bitmask, flat = pipeline.prepare_batch([batch])
-    # MAX's step builds its sampler before the forward; so does Quote, unless a request
-    # changed its sampling (mask, temperature) last step and so likely will again.
-    rebuild = any(r.st.edits_sampling for r in live)
-    proc = None if rebuild else sampling_processor(pipeline, flat, bitmask)
+    # As in MAX's step, the sampler is built before the forward and runs right after it,
+    # before the mods see ForwardPass (its result stands unless a mod edits this step's
+    # sampling). A batch where a request edited its sampling last step (and so likely will
+    # again) samples once, after the mods.
+    edits_expected = any(r.st.edits_sampling for r in live)
+    proc = None if edits_expected else sampling_processor(pipeline, flat, bitmask)
     outputs = pipeline._pipeline_model.execute(model_inputs=model_inputs)
+    if proc is not None and _sampler_keeps_logits(pipeline, flat):
+        run_sampler(proc, flat, outputs, outputs.next_token_logits)
     chunked = {id(c) for c in flat if c.tokens.actively_chunked}
     host = dispatch_forward_pass(pipeline, live, outputs, chunked)
     sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc)
@@ -265,14 +269,13 @@ def sample(
     bitmask: Any,
     proc: Any,
 ) -> list[int]:
-    """Sample the whole batch with MAX's fused sampler (edited rows written back first).
+    """The batch's sampled tokens, from MAX's fused sampler.
 
-    ``proc`` was built before the forward (or is None); mods that changed a request's
-    temperature or masked its row this step need a new one (with their parameters and
-    bitmask).
+    ``proc`` was built (and maybe already run) before the mods saw ``ForwardPass``, or is
+    None. If a mod edited logits, masked a row or set a temperature, the batch is sampled
+    (again) with the edits: edited rows written back, their parameters and bitmask.
     """
     from max.driver import Buffer
-    from max.pipelines.sampling import apply_logits_processors
 
     logits = outputs.next_token_logits
     if host is not None:
@@ -280,7 +283,9 @@ def sample(
     saved = []
     masked = []
     for r in live:
-        r.st.edits_sampling = r.temperature is not None or r.mask is not None
+        r.st.edits_sampling = (
+            r.temperature is not None or r.mask is not None or r.logits is not None
+        )
         if r.temperature is not None:
             params = r.ctx.sampling_params
             saved.append((r.ctx, params))
@@ -297,25 +302,45 @@ def sample(
             assert r.mask is not None
             bitmask[r.index] &= r.mask.packed(width)  # MAX's own grammar mask, if any, still holds
     try:
-        if proc is None or saved or masked:
+        if proc is None or host is not None or saved or masked:
             proc = sampling_processor(pipeline, flat, bitmask)
-        s_logits, s_offsets = proc.logits_for_sampling(
-            logits=logits if host is not None else outputs.logits,
-            next_token_logits=logits,
-            logit_offsets=outputs.logit_offsets,
-        )
-        apply_logits_processors(
-            context_batch=flat,
-            batch_logits=s_logits,
-            batch_logit_offsets=s_offsets,
-            batch_processors=[proc],
-        )
+        if proc.new_tokens is None:
+            run_sampler(proc, flat, outputs, logits)
         tokens = proc.new_tokens.to_numpy()  # copies from the device when not on the host
     finally:
         for ctx, params in saved:
             ctx.sampling_params = params
     out: list[int] = np.asarray(tokens).reshape(len(flat), -1)[:, -1].tolist()
     return out
+
+
+def run_sampler(proc: Any, flat: list[Any], outputs: Any, next_token_logits: Any) -> None:
+    """Launch MAX's sampler on ``next_token_logits``; tokens land in ``proc.new_tokens``."""
+    from max.pipelines.sampling import apply_logits_processors
+
+    s_logits, s_offsets = proc.logits_for_sampling(
+        logits=outputs.logits,
+        next_token_logits=next_token_logits,
+        logit_offsets=outputs.logit_offsets,
+    )
+    apply_logits_processors(
+        context_batch=flat,
+        batch_logits=s_logits,
+        batch_logit_offsets=s_offsets,
+        batch_processors=[proc],
+    )
+
+
+def _sampler_keeps_logits(pipeline: Any, flat: list[Any]) -> bool:
+    """Whether sampling leaves the logits buffer as the model wrote it.
+
+    MAX's penalty and min-token processors, and per-request logits processors, edit the
+    buffer in place: then mods must see it before the sampler runs.
+    """
+    cfg = pipeline._pipeline_config.sampling
+    if cfg.enable_penalties or cfg.enable_min_tokens:
+        return False
+    return all(ctx.sampling_params.logits_processors is None for ctx in flat)
 
 
 def advance_request(pipeline: Any, row: _Row, token: int) -> None:
