@@ -10,6 +10,7 @@ lets the sampler graph mask on the device. Packed rows are cached by content.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -41,19 +42,11 @@ class RowMask:
 
     def add(self, action: AdjustedLogits, vocab: int) -> RowMask:
         """Combine ``action`` (allow-lists intersect, bans accumulate); checks ids."""
-        for ids in (action.allow, action.ban):
-            if ids:
-                arr = np.asarray(ids, dtype=np.int64)
-                if arr.min() < 0 or arr.max() >= vocab:
-                    bad = arr[(arr < 0) | (arr >= vocab)][:8].tolist()
-                    raise InvalidActionError(
-                        f"AdjustedLogits: token ids outside the vocabulary (size {vocab}): {bad}"
-                    )
-        if action.allow is not None:
-            allow = np.unique(np.asarray(action.allow, dtype=np.int64))
+        allow = None if action.allow is None else _token_ids(action.allow, vocab)
+        ban = _token_ids(action.ban, vocab) if action.ban else None
+        if allow is not None:
             self.allow = allow if self.allow is None else np.intersect1d(self.allow, allow)
-        if action.ban:
-            ban = np.asarray(action.ban, dtype=np.int64)
+        if ban is not None:
             self.ban = ban if self.ban is None else np.union1d(self.ban, ban)
         return self
 
@@ -87,6 +80,36 @@ class RowMask:
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return row
+
+
+_CACHED_IDS = 4096
+_IDS: OrderedDict[tuple[int, tuple[int, ...]], npt.NDArray[np.int64]] = OrderedDict()
+
+
+def _token_ids(ids: Sequence[int], vocab: int) -> npt.NDArray[np.int64]:
+    """``ids`` as a sorted, unique, read-only array, checked against ``vocab``.
+
+    Mods often send the same list step after step (a grammar state, a choice set), so
+    lists of up to :data:`_CACHED_IDS` ids are cached by content.
+    """
+    key = (vocab, ids) if isinstance(ids, tuple) and len(ids) <= _CACHED_IDS else None
+    hit = _IDS.get(key) if key is not None else None
+    if hit is not None:
+        _IDS.move_to_end(key)  # type: ignore[arg-type]
+        return hit
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab):
+        bad = arr[(arr < 0) | (arr >= vocab)][:8].tolist()
+        raise InvalidActionError(
+            f"AdjustedLogits: token ids outside the vocabulary (size {vocab}): {bad}"
+        )
+    out = np.unique(arr)
+    out.flags.writeable = False
+    if key is not None:
+        _IDS[key] = out
+        if len(_IDS) > _CACHE_SIZE:
+            _IDS.popitem(last=False)
+    return out
 
 
 def pack(keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
