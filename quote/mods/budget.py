@@ -44,8 +44,12 @@ DEFAULT_TIMEOUT_MS = 2000
 """Default budget of one mod call (milliseconds)."""
 
 
-class ModTimeout(Exception):
-    """A mod call ran past its time budget."""
+class ModTimeout(BaseException):
+    """A mod call ran past its time budget.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``), so a mod's own ``except Exception``
+    does not swallow it.
+    """
 
 
 class _Watchdog:

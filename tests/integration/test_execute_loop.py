@@ -336,3 +336,56 @@ def test_device_masks_match_host_masks(engine: LocalEngine, prompt: list[int]) -
         assert device.error is None and host.error is None
         assert set(device.tokens) <= set(allowed)
         assert device.tokens == host.tokens
+
+
+@pytest.mark.parametrize("edit", ["ban", "bias", "temperature"])
+def test_each_step_samples_its_own_edits(engine: LocalEngine, prompt: list[int], edit: str) -> None:
+    """The sampler runs before ``ForwardPass`` unless the batch expects edits; every path
+    (edit after a quiet step, quiet step after an edit, quiet after quiet) samples exactly
+    what the mods left: the argmax of the logits the mod saw, or the runner-up once the
+    mod bans (or buries) the top token. A second request without mods shares the batch."""
+    want: dict[int, int] = {}
+    got: dict[int, int] = {}
+
+    @mod
+    def every_third(event: Any, actions: Any, tokenizer: Any) -> Any:
+        if isinstance(event, Sampled):
+            got[event.step] = event.token
+        if not isinstance(event, ForwardPass):
+            return None
+        order = np.argsort(event.logits, kind="stable")
+        top, second = int(order[-1]), int(order[-2])
+        if event.step % 3 != 1:
+            want[event.step] = top
+            return None
+        want[event.step] = second
+        if edit == "ban":
+            return actions.adjust_logits(ban=[top])
+        if edit == "bias":
+            return actions.adjust_logits(bias={top: -1e4})
+        want[event.step] = top  # temperature 0 on a sampled request: greedy
+        return actions.adjust_logits(temperature=0.0)
+
+    temperature = 1.0 if edit == "temperature" else 0.0
+    reqs = [
+        Request(
+            prompt,
+            10,
+            temperature=temperature,
+            seed=3,
+            ignore_eos=True,
+            options=RequestOptions(mods=[every_third]),
+        ),
+        Request(prompt, 10, ignore_eos=True),
+    ]
+    edited, plain = engine.generate(reqs)
+    assert edited.error is None and len(edited.tokens) == 10
+    if edit == "temperature":  # quiet steps sample at temperature 1; edited ones are greedy
+        want = {s: t for s, t in want.items() if s % 3 == 1}
+        got = {s: t for s, t in got.items() if s % 3 == 1}
+        assert len(want) == 3 and len(set(edited.tokens)) > 3
+    else:
+        assert edited.tokens == [want[i] for i in range(10)]
+    assert got == want
+    (alone,) = engine.generate([Request(prompt, 10, ignore_eos=True)])
+    assert plain.tokens == alone.tokens

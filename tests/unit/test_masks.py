@@ -41,3 +41,24 @@ def test_row_mask_matches_host_apply() -> None:
     )
     with pytest.raises(InvalidActionError):
         RowMask().add(AdjustedLogits(allow=(vocab,)), vocab)
+
+
+def test_repeated_id_lists_are_cached_and_still_checked() -> None:
+    """The same allow-list step after step is normalised once; bad ids raise every time."""
+    vocab = 50
+    a = RowMask().add(AdjustedLogits(allow=(7, 3, 3, 9)), vocab)
+    b = RowMask().add(AdjustedLogits(allow=(7, 3, 3, 9)), vocab)
+    assert a.allow is b.allow and a.allow is not None and a.allow.tolist() == [3, 7, 9]
+    assert not a.allow.flags.writeable  # shared: nobody may edit it in place
+    c = RowMask().add(AdjustedLogits(allow=(7, 3, 3, 9)), vocab + 1)  # other vocab: own entry
+    assert c.allow is not a.allow and c.allow is not None and c.allow.tolist() == [3, 7, 9]
+    for _ in range(2):
+        with pytest.raises(InvalidActionError, match="outside the vocabulary"):
+            RowMask().add(AdjustedLogits(ban=(1, vocab)), vocab)
+    combined = (
+        RowMask()
+        .add(AdjustedLogits(allow=(7, 3, 9)), vocab)
+        .add(AdjustedLogits(allow=(3, 9, 11)), vocab)
+    )
+    assert combined.allow is not None and combined.allow.tolist() == [3, 9]
+    assert a.allow.tolist() == [3, 7, 9]  # the cached array was not changed by the intersection

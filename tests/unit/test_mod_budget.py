@@ -33,11 +33,22 @@ def blocks(event: Any, actions: Any, tokenizer: Any) -> None:
 
 
 @mod
+def swallows(event: Any, actions: Any, tokenizer: Any) -> None:
+    while True:
+        try:
+            time.sleep(0.01)
+        except Exception:  # noqa: BLE001, S110 - the point: a mod that swallows errors
+            pass
+
+
+@mod
 def quick(event: Any, actions: Any, tokenizer: Any) -> None:
     return None
 
 
-@pytest.mark.parametrize("definition", [spins, blocks], ids=["loops", "blocks-on-io"])
+@pytest.mark.parametrize(
+    "definition", [spins, blocks, swallows], ids=["loops", "blocks-on-io", "swallows-errors"]
+)
 def test_budget_fails_only_the_call(definition: Any) -> None:
     session = ModSession(RequestInfo("r"), None, [definition], budget_s=0.2)
     session.start()

@@ -66,9 +66,12 @@ def test_table_matches_the_issue() -> None:
         assert {LETTER[e] for e in LEGAL_EVENTS[action]} == set(letters)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
 @pytest.mark.parametrize(("action", "event"), list(itertools.product(BUILD, EVENTS)))
-def test_builder_every_pair(action: type, event: type) -> None:
-    builder = ActionBuilder(EVENTS[event])
+def test_builder_every_pair(action: type, event: type, shared: bool) -> None:
+    # The engine passes one shared, stateless builder per event type.
+    builder = ActionBuilder.for_event_type(event) if shared else ActionBuilder(EVENTS[event])
+    assert not shared or builder is ActionBuilder.for_event_type(event)
     if LETTER[event] in TABLE[action]:
         built = BUILD[action](builder)
         assert type(built) is action
