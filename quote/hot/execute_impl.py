@@ -6,6 +6,8 @@
     start new requests (Prefilled)  ->  forward  ->  ForwardPass  ->  sample
     ->  Sampled  ->  add tokens (Added)  ->  apply edits / rewind KV  ->  emit
 
+The sampler itself runs right after the forward, as in MAX's step, and again after
+``ForwardPass`` only if a mod edited the step's sampling (see ``step_live_rows``).
 A batch in which no request has mods takes MAX's stock step unchanged. In
 development mode this file is reloaded when it changes (see ``quote.hot.reloader``).
 """
