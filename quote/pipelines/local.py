@@ -86,8 +86,17 @@ class LocalEngine:
             vocab_size=int(self.pipeline.vocab_size),
         )
 
-    def generate(self, requests: Sequence[Request], max_steps: int = 10_000) -> list[Result]:
-        """Run ``requests`` as one continuously-batched group until all finish."""
+    def generate(
+        self,
+        requests: Sequence[Request],
+        max_steps: int = 10_000,
+        prefill_chunk: int | None = None,
+    ) -> list[Result]:
+        """Run ``requests`` as one continuously-batched group until all finish.
+
+        ``prefill_chunk`` splits longer prompts into chunks of that many tokens, one per
+        step, as MAX's scheduler does when a prompt exceeds its token budget.
+        """
         from max.pipelines.modeling.types import TextGenerationInputs
 
         kv = self.pipeline.kv_manager
@@ -104,6 +113,8 @@ class LocalEngine:
                 if not live:
                     break
                 for ctx in live.values():
+                    if prefill_chunk and ctx.tokens.active_length > prefill_chunk:
+                        ctx.tokens.chunk(prefill_chunk)
                     kv.alloc(ctx)
                 outputs = self.pipeline.execute(TextGenerationInputs(batches=[list(live.values())]))
                 for i, ctx in list(live.items()):

@@ -389,3 +389,42 @@ def test_each_step_samples_its_own_edits(engine: LocalEngine, prompt: list[int],
     assert got == want
     (alone,) = engine.generate([Request(prompt, 10, ignore_eos=True)])
     assert plain.tokens == alone.tokens
+
+
+def test_chunked_prefill_with_mods(engine: LocalEngine, prompt: list[int]) -> None:
+    """A prompt prefilled in chunks (as MAX's scheduler splits long prompts), in a batch with a
+    request already decoding: mods see Prefilled once, then ForwardPass from step 0 with the
+    whole prompt's logits; tokens, forced edits and the other request match unchunked runs."""
+    long_prompt = prompt * 4
+    assert len(long_prompt) > 2 * 7
+    sink: list[Recorder] = []
+    watch = scripted("watch", at(Added, 2, ForceTokens((5, 6, 7))), sink=sink)
+    reqs = [
+        Request(long_prompt, 8, ignore_eos=True, options=RequestOptions(mods=[watch])),
+        Request(prompt, 12, ignore_eos=True, options=RequestOptions(mods=[watch])),
+    ]
+    calls: list[int] = []
+    step = engine.pipeline.execute
+
+    def counting(inputs: Any) -> Any:
+        calls.append(1)
+        return step(inputs)
+
+    engine.pipeline.execute = counting  # type: ignore[method-assign]
+    try:
+        chunked = engine.generate(reqs, prefill_chunk=7)
+        n_chunked = len(calls)
+        whole = engine.generate(reqs)
+    finally:
+        del engine.pipeline.execute
+    # The long prompt took one step per 7-token chunk (the last one also samples).
+    assert n_chunked >= -(-len(long_prompt) // 7) + 4 > len(calls) - n_chunked
+    for c, w in zip(chunked, whole, strict=True):
+        assert c.error is None and c.tokens == w.tokens and len(c.tokens) > 0
+        assert c.forward_passes == w.forward_passes
+    assert (5, 6, 7) == tuple(chunked[0].tokens[3:6])
+    long_rec = next(r for r in sink[:2] if r.prompt_len == len(long_prompt))
+    assert long_rec.prefilled == 1 and long_rec.steps == list(range(len(long_rec.steps)))
+    first_chunked = sink[:2][sink[:2].index(long_rec)].records[0][1]
+    long_whole = next(r for r in sink[2:] if r.prompt_len == len(long_prompt))
+    np.testing.assert_allclose(first_chunked, long_whole.records[0][1], rtol=1e-4, atol=1e-4)
