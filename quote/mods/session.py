@@ -108,6 +108,7 @@ class ModSession:
         tokenizer = self.tokenizer
         dog = watchdog(self.budget_s)
         token = current_request.set(self.info)
+        name = "?"
         try:
             for name, handle in self._bound:
                 if dog is not None:
@@ -115,12 +116,6 @@ class ModSession:
                     dog.busy = True
                 try:
                     result = handle(event, builder, tokenizer)
-                except ModTimeout as exc:
-                    raise ModFailure(
-                        name,
-                        EVENT_NAMES[type(event)],
-                        f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call",
-                    ) from exc
                 except QuoteSDKError as exc:
                     raise ModFailure(name, EVENT_NAMES[type(event)], str(exc)) from exc
                 except Exception as exc:  # a mod's own bug: fail only this request
@@ -138,6 +133,12 @@ class ModSession:
                     break
                 if edit is not None:
                     event = edit(event, action, name)
+        except ModTimeout as exc:  # anywhere from arming to disarming: the call overran
+            raise ModFailure(
+                name,
+                EVENT_NAMES[type(event)],
+                f"exceeded its time budget of {self.budget_s * 1000:.0f} ms per call",
+            ) from exc
         finally:
             current_request.reset(token)
         return out
