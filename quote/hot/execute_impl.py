@@ -410,7 +410,7 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
         if end > st.delivered:
             new = sequence.tokens_between(ctx, st.prompt_len + st.delivered, st.prompt_len + end)
             st.delivered = end
-        sequence.deliver(ctx, st.prompt_len + st.delivered)
+            sequence.deliver(ctx, st.prompt_len + end)
         if new or finished:
             res[ctx.request_id] = output(
                 request_id=ctx.request_id, tokens=new, final_status=ctx.status

@@ -18,9 +18,10 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from threading import get_ident
 from typing import Any, cast
 
-from quote.mods.budget import ModTimeout, budget_seconds, time_budget, watchdog
+from quote.mods.budget import ModTimeout, _Watchdog, budget_seconds, time_budget, watchdog
 from quote.sdk.actions import LEGAL_EVENTS, TERMINAL_ACTIONS, Action, Noop
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.context import RequestInfo, bind_request, current_request
@@ -65,6 +66,8 @@ class ModSession:
     on_action: Callable[[str, Event, Action], None] | None = None
     budget_s: float = field(default_factory=budget_seconds)
     _hold_back: int | None = field(default=None, init=False, repr=False)
+    _dog: _Watchdog | None = field(default=None, init=False, repr=False)
+    _dog_thread: int | None = field(default=None, init=False, repr=False)
     _bound: list[tuple[str, Callable[..., Any]]] = field(
         default_factory=list, init=False, repr=False
     )
@@ -101,12 +104,17 @@ class ModSession:
         ``edit(event, action, mod_name)`` lets the engine apply an action before the next mod
         sees the event (e.g. chained logits edits); it returns the event to pass on.
         """
-        # Hot path (several calls per request per step): one context-variable binding and
-        # one watchdog lookup per event, a shared builder, no allocation when mods answer Noop.
+        # Hot path (several calls per request per step): one context-variable binding per
+        # event, the watchdog looked up once per thread, a shared builder, no allocation when
+        # mods answer Noop.
         out: list[Dispatched] = []
         builder = _BUILDERS[type(event)]
         tokenizer = self.tokenizer
-        dog = watchdog(self.budget_s)
+        if self._dog_thread != get_ident():  # the watchdog works on the main thread only
+            self._dog, self._dog_thread = watchdog(self.budget_s), get_ident()
+        dog = self._dog
+        if dog is not None:
+            dog.budget = self.budget_s
         token = current_request.set(self.info)
         name = "?"
         try:
