@@ -178,8 +178,8 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
     if proc is not None and _sampler_keeps_logits(pipeline, flat):
         run_sampler(proc, flat, outputs, outputs.next_token_logits)
     chunked = {id(c) for c in flat if c.tokens.actively_chunked}
-    host = dispatch_forward_pass(pipeline, live, outputs, chunked)
-    sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc)
+    host, changed = dispatch_forward_pass(pipeline, live, outputs, chunked)
+    sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc, changed)
     for r in live:
         if chunked and id(r.ctx) in chunked:
             r.ctx.tokens.advance_chunk()
@@ -213,18 +213,21 @@ class _BatchLogits:
         return view
 
 
-def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked: set[int]) -> Any:
+def dispatch_forward_pass(
+    pipeline: Any, live: list[_Row], outputs: Any, chunked: set[int]
+) -> tuple[Any, list[_Row]]:
     """Give each modded request its own logits row; collect edits and forced tokens.
 
-    Logits leave the device only if a mod reads them or edits them; the edited
-    batch is returned (or None when nothing changed).
+    Logits leave the device only if a mod reads them or edits them. Returns the edited
+    batch on the host (None when no row's logits changed) and the rows whose sampling
+    changed (logits, mask or temperature).
     """
     wanting = [r for r in live if r.st.session is not None and id(r.ctx) not in chunked]
     if not wanting:
-        return None
+        return None, []
     batch = _BatchLogits(outputs.next_token_logits)
     device_masks = pipeline._sampler_with_bitmask is not None
-    edited = []
+    changed = []
     for r in wanting:
         r.batch, r.device_masks = batch, device_masks
         st = r.st
@@ -232,14 +235,15 @@ def dispatch_forward_pass(pipeline: Any, live: list[_Row], outputs: Any, chunked
         for d in _dispatch(r, event, r.edit_logits):
             if not isinstance(d.action, AdjustedLogits):
                 _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
-        if r.logits is not None:
-            edited.append(r)
+        if r.logits is not None or r.mask is not None or r.temperature is not None:
+            changed.append(r)
+    edited = [r for r in changed if r.logits is not None]
     if not edited:
-        return None
+        return None, changed
     host = batch.fetch()
     for r in edited:
         host[r.index] = r.logits
-    return host
+    return host, changed
 
 
 def sampling_processor(pipeline: Any, flat: list[Any], bitmask: Any) -> Any:
@@ -270,24 +274,27 @@ def sample(
     host: Any,
     bitmask: Any,
     proc: Any,
+    changed: list[_Row],
 ) -> list[int]:
     """The batch's sampled tokens, from MAX's fused sampler.
 
     ``proc`` was built (and maybe already run) before the mods saw ``ForwardPass``, or is
-    None. If a mod edited logits, masked a row or set a temperature, the batch is sampled
-    (again) with the edits: edited rows written back, their parameters and bitmask.
+    None. If a mod edited logits, masked a row or set a temperature (the ``changed`` rows),
+    the batch is sampled (again) with the edits: edited rows written back, their parameters
+    and bitmask.
     """
     from max.driver import Buffer
 
     logits = outputs.next_token_logits
     if host is not None:
         logits = Buffer.from_numpy(np.ascontiguousarray(host, dtype=np.float32)).to(logits.device)
+    if proc is None:  # sampling edits were expected: last step's marks are cleared
+        for r in live:
+            r.st.edits_sampling = False
     saved = []
     masked = []
-    for r in live:
-        r.st.edits_sampling = (
-            r.temperature is not None or r.mask is not None or r.logits is not None
-        )
+    for r in changed:
+        r.st.edits_sampling = True
         if r.temperature is not None:
             params = r.ctx.sampling_params
             saved.append((r.ctx, params))
