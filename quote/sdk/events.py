@@ -116,7 +116,12 @@ class ForwardPass:
         return int(np.argmax(self.logits))
 
 
-@dataclass(frozen=True)
+# Sampled and Added are built for every request at every step: their ``__init__`` fills the
+# instance dict directly (frozen dataclasses otherwise pay one ``object.__setattr__`` call per
+# field); equality, hashing, ``repr``, ``dataclasses.replace`` and immutability are unchanged.
+
+
+@dataclass(frozen=True, init=False)
 class Sampled:
     """The engine sampled ``token`` for this step (it is not in the sequence yet)."""
 
@@ -124,8 +129,12 @@ class Sampled:
     step: int
     token: int
 
+    def __init__(self, request_id: str, step: int, token: int) -> None:
+        d = self.__dict__
+        d["request_id"], d["step"], d["token"] = request_id, step, token
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Added:
     """``tokens`` entered the sequence; ``forced`` tells whether a mod forced them."""
 
@@ -133,6 +142,10 @@ class Added:
     step: int
     tokens: tuple[int, ...]
     forced: bool
+
+    def __init__(self, request_id: str, step: int, tokens: tuple[int, ...], forced: bool) -> None:
+        d = self.__dict__
+        d["request_id"], d["step"], d["tokens"], d["forced"] = request_id, step, tokens, forced
 
 
 Event = Prefilled | ForwardPass | Sampled | Added

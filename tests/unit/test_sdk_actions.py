@@ -134,3 +134,21 @@ def test_temperature_zero_is_kept() -> None:
     builder = ActionBuilder(EVENTS[ForwardPass])
     assert builder.adjust_logits(allow=[1], temperature=0.0).temperature == 0.0
     assert builder.adjust_logits(allow=[1]).temperature is None
+
+
+def test_events_are_frozen_values() -> None:
+    """Sampled / Added (built with a fast ``__init__``) behave as frozen dataclasses."""
+    import copy
+    import pickle
+
+    for event, other in (
+        (Sampled("r", 3, 7), Sampled("r", 3, 8)),
+        (Added("r", 3, (7, 8), True), Added("r", 3, (7, 8), False)),
+    ):
+        assert event == copy.deepcopy(event) == pickle.loads(pickle.dumps(event))
+        assert event != other and hash(event) == hash(copy.copy(event))
+        assert dataclasses.replace(event, step=4).step == 4 and event.step == 3
+        assert repr(event).startswith(type(event).__name__ + "(request_id='r', step=3")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.step = 5  # type: ignore[misc]
+    assert [f.name for f in dataclasses.fields(Added)] == ["request_id", "step", "tokens", "forced"]
