@@ -311,7 +311,7 @@ def sample(
             assert r.mask is not None
             bitmask[r.index] &= r.mask.packed(width)  # MAX's own grammar mask, if any, still holds
     try:
-        if proc is None or host is not None or saved or masked:
+        if proc is None or changed:
             proc = sampling_processor(pipeline, flat, bitmask)
         if proc.new_tokens is None:
             run_sampler(proc, flat, outputs, logits)
@@ -359,10 +359,7 @@ def advance_request(pipeline: Any, row: _Row, token: int) -> None:
     st.kv_valid = sequence.length(row.ctx)
     if st.finish_reason is None and not row.suppressed:
         dispatch_sampled(pipeline, row, token)
-    if row.pending:
-        _drain(pipeline, row)
-    elif st.finish_reason is None and st.stop_status is not None:
-        st.finish_reason = st.stop_status
+    _drain(pipeline, row)
     finish_or_reschedule(pipeline, row)
     st.step += 1
 
@@ -373,11 +370,10 @@ def dispatch_sampled(pipeline: Any, row: _Row, token: int) -> None:
     if st.session is not None:
         for d in _dispatch(row, Sampled(st.request_id, st.step, token)):
             _handle_common(row, d.mod, d.action, "Sampled", sample_step=True)
+    # Only ForceTokens / Backtrack queue edits at ForwardPass or Sampled, and both suppress
+    # the sample: a sample that is kept is the step's first edit.
     if not row.suppressed and st.finish_reason is None:
-        if row.pending:  # only forced edits (which suppress the sample) queue before it
-            row.pending.appendleft(("add", (token,), False, "the sampler"))
-        else:
-            _add(pipeline, row, (token,), False, "the sampler")
+        _add(pipeline, row, (token,), False, "the sampler")
 
 
 def finish_or_reschedule(pipeline: Any, row: _Row) -> None:
@@ -506,8 +502,9 @@ def _handle_common(
 
 
 def _drain(pipeline: Any, row: _Row) -> None:
-    """Apply queued appends and backtracks in order, dispatching ``Added`` for each append."""
-    st, pending = row.st, row.queue()
+    """Apply queued appends and backtracks in order, dispatching ``Added`` for each append;
+    then end the request if EOS or the length cap was reached."""
+    st, pending = row.st, row.pending
     rounds = 0
     while pending and not st.finished:
         rounds += 1
@@ -627,18 +624,13 @@ def _reschedule(pipeline: Any, row: _Row, after_forward: bool = False) -> None:
     """Set the next forward's active window; rewind the KV cache where tokens changed."""
     st, ctx = row.st, row.ctx
     active = sequence.schedule_forward(ctx, st.kv_valid, st.prompt_len + st.delivered)
-    if after_forward and active == 1 and not st.rewound:
-        # The plain decode step: record what the forward wrote (the scheduler allocates
-        # before the next step). Everything else goes through quote_sync_kv.
-        pipeline.kv_manager.step(ctx)
-        return
     if st.rewound and st.backtracks:
         # MAX seeds each draw with seed + length: after a backtrack the same position
         # would draw the same number again, so move the request's seed on.
         ctx.sampling_params = dataclasses.replace(
             ctx.sampling_params, seed=(ctx.sampling_params.seed + _SEED_BUMP) & _U64
         )
-    pipeline.quote_sync_kv(ctx, rewound=st.rewound, after_forward=after_forward)
+    pipeline.quote_sync_kv(ctx, rewound=st.rewound, after_forward=after_forward, active=active)
     st.rewound = False
 
 

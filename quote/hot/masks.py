@@ -10,7 +10,8 @@ lets the sampler graph mask on the device. Packed rows are cached by content.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,30 @@ from quote.sdk.errors import InvalidActionError
 
 __all__ = ["RowMask", "is_mask_only", "pack"]
 
-_CACHE: OrderedDict[tuple[int, bytes, bytes], npt.NDArray[np.int32]] = OrderedDict()
 _CACHE_SIZE = 256
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Lru(OrderedDict[K, V]):
+    """A small least-recently-used cache of :data:`_CACHE_SIZE` entries."""
+
+    def hit(self, key: K) -> V | None:
+        """The cached value (now the most recent), or None."""
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def keep(self, key: K, value: V) -> V:
+        """Cache ``value``, evicting the least recently used entry when full."""
+        self[key] = value
+        if len(self) > _CACHE_SIZE:
+            self.popitem(last=False)
+        return value
+
+
+_CACHE: _Lru[tuple[int, bytes, bytes], npt.NDArray[np.int32]] = _Lru()
 
 
 def is_mask_only(action: AdjustedLogits) -> bool:
@@ -66,24 +89,19 @@ class RowMask:
         allow = b"" if self.allow is None else self.allow.tobytes()
         ban = b"" if self.ban is None else self.ban.tobytes()
         key = (vocab, allow, ban)
-        hit = _CACHE.get(key)
+        hit = _CACHE.hit(key)
         if hit is not None:
-            _CACHE.move_to_end(key)
             return hit
         keep = np.zeros(vocab, dtype=bool) if self.allow is not None else np.ones(vocab, dtype=bool)
         if self.allow is not None:
             keep[self.allow] = True
         if self.ban is not None:
             keep[self.ban] = False
-        row = pack(keep)
-        _CACHE[key] = row
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-        return row
+        return _CACHE.keep(key, pack(keep))
 
 
 _CACHED_IDS = 4096
-_IDS: OrderedDict[tuple[int, tuple[int, ...]], npt.NDArray[np.int64]] = OrderedDict()
+_IDS: _Lru[tuple[int, tuple[int, ...]], npt.NDArray[np.int64]] = _Lru()
 
 
 def _token_ids(ids: Sequence[int], vocab: int) -> npt.NDArray[np.int64]:
@@ -93,9 +111,8 @@ def _token_ids(ids: Sequence[int], vocab: int) -> npt.NDArray[np.int64]:
     lists of up to :data:`_CACHED_IDS` ids are cached by content.
     """
     key = (vocab, ids) if isinstance(ids, tuple) and len(ids) <= _CACHED_IDS else None
-    hit = _IDS.get(key) if key is not None else None
+    hit = _IDS.hit(key) if key is not None else None
     if hit is not None:
-        _IDS.move_to_end(key)  # type: ignore[arg-type]
         return hit
     arr = np.asarray(ids, dtype=np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= vocab):
@@ -105,11 +122,7 @@ def _token_ids(ids: Sequence[int], vocab: int) -> npt.NDArray[np.int64]:
         )
     out = np.unique(arr)
     out.flags.writeable = False
-    if key is not None:
-        _IDS[key] = out
-        if len(_IDS) > _CACHE_SIZE:
-            _IDS.popitem(last=False)
-    return out
+    return _IDS.keep(key, out) if key is not None else out
 
 
 def pack(keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:

@@ -92,7 +92,7 @@ def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> int:
     buf._actively_chunked = False
     rng = buf._completion_range
     rng.start, rng.end = min(max(delivered_end, buf._prompt_length), length_), length_
-    ctx.status = _ACTIVE if _ACTIVE is not None else _active()
+    ctx.status = _active()
     return length_ - start
 
 

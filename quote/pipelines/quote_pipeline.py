@@ -235,7 +235,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             return
         self.quote_results[state.raw_id] = result
 
-    def quote_sync_kv(self, ctx: Any, *, rewound: bool, after_forward: bool) -> None:
+    def quote_sync_kv(self, ctx: Any, *, rewound: bool, after_forward: bool, active: int) -> None:
         """Keep the KV cache consistent with the context's tokens.
 
         After a forward pass the manager records what was written (``step``). A
@@ -244,6 +244,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         ``processed_length``). With prefix caching on, shared pages must not be
         rewritten, so the request releases its pages and re-claims them: the next
         alloc re-matches the unchanged full pages and recomputes only the tail.
+        ``active`` is the number of tokens the next forward will run.
         """
         kv = self.kv_manager
         if after_forward:
@@ -254,7 +255,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             kv.release(ctx)
             kv.claim(ctx, replica_idx=0)
             sequence.schedule_forward(ctx, 0, ctx.tokens._completion_range.start)
-        if rewound or ctx.tokens.active_length > 1:
+        if rewound or active > 1:
             # A plain one-token step needs nothing here: the scheduler allocates
             # before every step. New prompts, rewinds and forced chunks do.
             kv.alloc(ctx)
