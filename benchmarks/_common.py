@@ -103,6 +103,29 @@ class Timed:
         return [t for t, b in zip(self.step_s[skip:], self.batch[skip:], strict=True) if b == full]
 
 
+class StockStep:
+    """A ``QuotePipeline`` stepped by MAX's own ``TextGenerationPipeline.execute``.
+
+    Same object, weights and KV cache as the Quote configurations, so the ratio
+    against it isolates Quote's step from differences between pipeline instances.
+    """
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.kv_manager = pipe.kv_manager
+        self.vocab_size = pipe.vocab_size
+
+    def execute(self, inputs: Any) -> Any:
+        """MAX's step on the wrapped pipeline."""
+        from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
+
+        return TextGenerationPipeline.execute(self.pipe, inputs)
+
+    def release(self, request_id: Any) -> None:
+        """Release as the wrapped pipeline does."""
+        self.pipe.release(request_id)
+
+
 class Stepper:
     """One batch of greedy requests on a pipeline, advanced one timed ``execute`` at a time.
 
@@ -124,19 +147,13 @@ class Stepper:
         ignore_eos: bool = True,
         stock_step: bool = False,
     ) -> None:
-        from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
-
         from quote.hot.state import RequestOptions
         from quote.pipelines.local import LocalEngine, Request
 
         self.engine = LocalEngine(loaded)
         self.pipeline = loaded.pipeline
         self.kv = self.pipeline.kv_manager
-        self._execute = (
-            (lambda inputs: TextGenerationPipeline.execute(self.pipeline, inputs))
-            if stock_step
-            else self.pipeline.execute
-        )
+        self._execute = StockStep(self.pipeline).execute if stock_step else self.pipeline.execute
         reqs = [
             Request(
                 prompt=list(p),
@@ -268,13 +285,8 @@ def machine_info(devices: str) -> dict[str, Any]:
 
 def register_mod(base: str, key: str, name: str, source: str, entrypoint: str) -> None:
     """Register (or replace) a mod on the server at ``base`` (``POST /v1/mods``)."""
-    import httpx
+    from quote.server.process import register_mod as post_mod
 
-    r = httpx.post(
-        base + "/v1/mods",
-        json={"name": name, "source": source, "entrypoint": entrypoint},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=120,
-    )
-    if r.status_code != 201:
-        raise RuntimeError(f"registering mod {name!r} failed: {r.status_code} {r.text}")
+    status, text = post_mod(base, key, name, source, entrypoint)
+    if status != 201:
+        raise RuntimeError(f"registering mod {name!r} failed: {status} {text}")

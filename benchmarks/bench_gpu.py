@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import StockStep
 
 SHAPE_1B = {
     "vocab_size": 262144,
@@ -47,7 +49,6 @@ SHAPE_1B = {
 
 def write_checkpoint(out: Path) -> None:
     """A Gemma-3-1B-shaped ``Gemma3ForCausalLM`` with random bf16 weights and Quote's tokenizer."""
-    import shutil
 
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
@@ -185,34 +186,13 @@ def phase_builtin(a: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-class _StockStep:
-    """A ``QuotePipeline`` stepped by MAX's own ``TextGenerationPipeline.execute``.
-
-    Same object, weights and KV cache as the Quote configurations, so the ratio
-    against it isolates Quote's step from differences between pipeline instances.
-    """
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        self.kv_manager = pipe.kv_manager
-        self.vocab_size = pipe.vocab_size
-
-    def execute(self, inputs: Any) -> Any:
-        from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
-
-        return TextGenerationPipeline.execute(self.pipe, inputs)
-
-    def release(self, request_id: Any) -> None:
-        self.pipe.release(request_id)
-
-
 def phase_quote(a: argparse.Namespace, builtin: dict[str, Any] | None) -> dict[str, Any]:
     stock = _load(a.model, a.devices, stock=True, device_memory_utilization=a.mem)
     quote = _load(a.model, a.devices, device_memory_utilization=a.mem)
     mods = _mods()
     configs = {
         "stock": (stock, None),
-        "stock_same_instance": (_StockStep(quote), None),
+        "stock_same_instance": (StockStep(quote), None),
         "quote_no_mod": (quote, None),
         "quote_noop": (quote, mods["noop"]),
         "quote_mask": (quote, mods["mask"]),
@@ -338,7 +318,7 @@ def phase_softcap(a: argparse.Namespace) -> dict[str, Any]:
         load_reference(src, attention="eager").to(torch.bfloat16).save_pretrained(dst)
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (src / name).exists():
-                (dst / name).write_bytes((src / name).read_bytes())
+                shutil.copy(src / name, dst / name)
     pipe = _load(str(dst), a.devices, stock=True, device_memory_utilization=a.mem)
     rng = np.random.default_rng(0)
     prompts = [[2, *rng.integers(10, 1000, size=n - 1).tolist()] for n in (300, 24)]

@@ -300,15 +300,15 @@ def _phases(
     targets: list[tuple[Any, str, str]] = [
         (tg.TextGenerationPipeline, "prepare_batch", "prepare_batch (MAX)"),
         (type(loaded.pipeline._pipeline_model), "execute", "model forward (MAX)"),
-        (tg, "update_context_and_prepare_responses", _PHASE_ORDER[11]),
+        (tg, "update_context_and_prepare_responses", "update_context_and_prepare_responses (MAX)"),
         (ei, "start_requests", "start_requests"),
-        (ei, "sampling_processor", _PHASE_ORDER[3]),
-        (ei, "run_sampler", _PHASE_ORDER[4]),
-        (ei, "dispatch_forward_pass", _PHASE_ORDER[5]),
-        (ei, "sample", _PHASE_ORDER[6]),
-        (ei, "dispatch_sampled", _PHASE_ORDER[7]),
-        (ei, "_drain", _PHASE_ORDER[8]),
-        (ei, "finish_or_reschedule", _PHASE_ORDER[9]),
+        (ei, "sampling_processor", "sampling_processor (MAX, before the forward)"),
+        (ei, "run_sampler", "run_sampler (MAX sampler graph)"),
+        (ei, "dispatch_forward_pass", "dispatch_forward_pass (copy + ForwardPass)"),
+        (ei, "sample", "sample (fetch tokens; resample after edits)"),
+        (ei, "dispatch_sampled", "dispatch_sampled (Sampled + append + Added)"),
+        (ei, "_drain", "_drain (forced edits)"),
+        (ei, "finish_or_reschedule", "finish_or_reschedule (schedule + KV)"),
         (ei, "emit", "emit"),
     ]
     if not mods:

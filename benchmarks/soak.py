@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from mixed_mods import MIX
 
 MODS = (Path(__file__).parent / "mixed_mods.py").read_text()
-MIX: list[str | None] = [None, "noop", "mask", "force", "backtrack", "tool", "fixed"]
 
 
 async def one(c: httpx.AsyncClient, body: dict[str, Any]) -> tuple[int, str, float]:

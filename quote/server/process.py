@@ -11,6 +11,7 @@ The server runs in its own process session on loopback, its output goes to ``log
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,9 +20,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ServerProcess", "free_port"]
+__all__ = ["ServerProcess", "free_port", "register_mod"]
 
 
 def free_port() -> int:
@@ -29,6 +31,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def register_mod(
+    base: str,
+    key: str,
+    name: str,
+    source: str | Mapping[str, str],
+    entrypoint: str,
+    description: str = "",
+) -> tuple[int, str]:
+    """Register (or replace) a mod with ``POST /v1/mods`` on the server at ``base``.
+
+    ``source`` is one module's text or a bundle ``{"package/module.py": text}``. Returns the HTTP status (201 when created) and the response body.
+    """
+    body = {
+        "name": name,
+        "source": dict(source) if isinstance(source, Mapping) else source,
+        "entrypoint": entrypoint,
+        "description": description,
+    }
+    request = urllib.request.Request(
+        base + "/v1/mods",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:  # noqa: S310 - caller's URL
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode()
 
 
 class ServerProcess:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import openai
 
 from quote.server.process import ServerProcess
+from quote.server.process import register_mod as post_mod
 
 
 class Server(ServerProcess):
@@ -19,16 +19,16 @@ class Server(ServerProcess):
 
 
 def register_mod(
-    srv: Server, key: str, name: str, source: object, entrypoint: str, description: str = ""
+    srv: Server,
+    key: str,
+    name: str,
+    source: str | dict[str, str],
+    entrypoint: str,
+    description: str = "",
 ) -> None:
     """Register a mod over HTTP; the test fails unless it is created."""
-    r = httpx.post(
-        srv.base + "/v1/mods",
-        json={"name": name, "source": source, "entrypoint": entrypoint, "description": description},
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=120,
-    )
-    assert r.status_code == 201, r.text
+    status, text = post_mod(srv.base, key, name, source, entrypoint, description)
+    assert status == 201, text
 
 
 def openai_client(srv: Server) -> openai.OpenAI:

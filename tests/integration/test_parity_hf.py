@@ -67,9 +67,6 @@ def test_logits_match_transformers(
         assert seq[PROMPT_LEN + step] == int(np.argmax(ref)), f"step {step}: token differs"
     prefill, decode = diffs[0], max(diffs[1:])
     log.warning("parity %s: prefill max|diff|=%.3g decode max|diff|=%.3g", variant, prefill, decode)
-    print(
-        f"PARITY variant={variant} prefill={prefill:.3g} decode={decode:.3g} tokens_identical=yes"
-    )
     assert prefill <= TOL and decode <= TOL, diffs
     # The decode must not be degenerate (otherwise identical tokens prove little).
     assert len(set(seq[PROMPT_LEN:])) > 3
@@ -95,5 +92,5 @@ def test_softcap_attention_batched_ragged(pipeline_factory: Any, tiny_model_fact
             ref = hf[len(prompt) - 1 + step]
             worst = max(worst, float(np.max(np.abs(np.asarray(row, dtype=np.float64) - ref))))
             assert seq[len(prompt) + step] == int(np.argmax(ref)), (i, step)
-    print(f"PARITY softcap batched ragged max|diff|={worst:.3g}")
+    log.warning("parity softcap batched ragged: max|diff|=%.3g", worst)
     assert worst <= TOL

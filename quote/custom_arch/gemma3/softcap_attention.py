@@ -8,8 +8,10 @@ request's pages (only the columns the batch can reach), and attention is compute
 with ``cap * tanh(scores / cap)`` before the causal (or sliding-window) mask, in
 float32. The math is Hugging Face's eager Gemma attention.
 
-It materialises ``[tokens, keys]`` scores, so it costs O(tokens x keys) memory; fine for
-the checkpoints that need it, but the flash path stays the default.
+Each query token gathers its own copy of its request's keys and values, so memory is
+O(tokens x keys x head_dim) (plus ``[tokens, keys]`` scores): fine for short sequences on the
+checkpoints that need it, far too much for long prefills (gathering once per request and
+masking across the batch would make it O(tokens x keys)). The flash path stays the default.
 """
 
 from __future__ import annotations
