@@ -12,7 +12,10 @@ replaced version is moved to ``.trash-*`` first and deleted after. :func:`recove
 interrupted, so a crash never leaves a half-registered mod.
 
 Loading executes the mod's code in the calling process: registering a mod is
-running code on the server (see SECURITY.md).
+running code on the server (see SECURITY.md). Whatever a mod's import raises
+(``SystemExit`` and ``KeyboardInterrupt`` included) becomes a :class:`RegistryError`;
+``os._exit`` and signals cannot be caught, which is why registration first imports a
+new mod in a check process (:mod:`quote.mods.check`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quote.mods.session import describe_exception
 from quote.sdk.mod import ModDefinition, as_definition
 
 __all__ = [
@@ -146,17 +150,29 @@ def load_from_dir(files_dir: Path, entrypoint: str, tag: str, name: str) -> ModD
     full = f"{pkg_name}.{module}"
     try:
         mod = importlib.import_module(full)
-    except Exception as exc:  # noqa: BLE001 - user code: report any import failure
-        for key in [k for k in sys.modules if k == pkg_name or k.startswith(pkg_name + ".")]:
-            del sys.modules[key]
-        raise RegistryError(f"mod '{name}' failed to import: {type(exc).__name__}: {exc}") from exc
-    obj = getattr(mod, attr, None)
-    if obj is None:
-        raise RegistryError(f"mod '{name}': module {module!r} has no attribute {attr!r}")
+    except BaseException as exc:  # noqa: BLE001 - user code: SystemExit & co. must not end the process
+        _forget(pkg_name)
+        raise RegistryError(f"mod '{name}' failed to import: {describe_exception(exc)}") from exc
     try:
+        obj = getattr(mod, attr, None)
+        if obj is None:
+            raise RegistryError(f"mod '{name}': module {module!r} has no attribute {attr!r}")
         return as_definition(obj, name=name)
+    except RegistryError:
+        _forget(pkg_name)
+        raise
     except TypeError as exc:
+        _forget(pkg_name)
         raise RegistryError(f"mod '{name}': {exc}") from exc
+    except BaseException as exc:  # noqa: BLE001 - a module __getattr__ or a decorator is user code
+        _forget(pkg_name)
+        raise RegistryError(f"mod '{name}': {describe_exception(exc)}") from exc
+
+
+def _forget(pkg_name: str) -> None:
+    """Drop a bundle's modules from ``sys.modules`` after a failed load."""
+    for key in [k for k in sys.modules if k == pkg_name or k.startswith(pkg_name + ".")]:
+        del sys.modules[key]
 
 
 def load_preloaded(specs: str | None = None) -> dict[str, ModDefinition]:
@@ -167,7 +183,12 @@ def load_preloaded(specs: str | None = None) -> dict[str, ModDefinition]:
         module, _, attr = item.partition(":")
         if not attr:
             raise RegistryError(f"--mod {item!r}: use MODULE:ATTR")
-        definition = as_definition(getattr(importlib.import_module(module), attr))
+        try:
+            definition = as_definition(getattr(importlib.import_module(module), attr))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit at import must not end the server silently
+            raise RegistryError(
+                f"--mod {item!r} failed to load: {describe_exception(exc)}"
+            ) from exc
         definition.preload_source = (module, attr)  # type: ignore[attr-defined]
         out[validate_name(definition.name.lower().replace(".", "-"))] = definition
     return out
@@ -353,9 +374,11 @@ def _reload_preloaded(definition: ModDefinition) -> ModDefinition:
     _PRELOAD_MTIMES[path] = mtime
     try:
         fresh = as_definition(getattr(importlib.reload(module), attr), name=definition.name)
-    except Exception as exc:  # noqa: BLE001 - a broken edit keeps the previous version
+    except BaseException as exc:  # noqa: BLE001 - a broken edit (even sys.exit) keeps the previous version
         logger.error(
-            "reloading mod %s failed, keeping the previous version: %s", definition.name, exc
+            "reloading mod %s failed, keeping the previous version: %s",
+            definition.name,
+            describe_exception(exc),
         )
         return definition
     fresh.preload_source = source  # type: ignore[attr-defined]

@@ -10,6 +10,13 @@ Rules (documented in docs/guides/contract.md):
 * a mod that raises, returns something that is not an action, or returns an action
   that is illegal for the event fails the request with :class:`ModFailure`, whose
   message names the mod, the event and the action.
+
+"Raises" means any ``BaseException``: ``SystemExit``, ``KeyboardInterrupt``,
+``GeneratorExit`` and the like from a mod fail only its request; they never end the
+model worker. :class:`~quote.mods.budget.ModTimeout` (also a ``BaseException``, raised
+by ``SIGALRM`` anywhere between arming and disarming a call) is caught first and keeps
+its own message. What cannot be caught (``os._exit``, signals, native crashes) is in
+SECURITY.md.
 """
 
 from __future__ import annotations
@@ -29,11 +36,10 @@ from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import EVENT_NAMES, Event
 from quote.sdk.mod import Mod, ModDefinition, _FunctionMod
 
-__all__ = ["ModFailure", "ModSession", "Dispatched"]
+__all__ = ["Dispatched", "ModFailure", "ModSession", "describe_exception"]
 
 logger = logging.getLogger(__name__)
 
-_ACTION_TYPES = tuple(LEGAL_EVENTS)
 _BUILDERS = {kind: ActionBuilder.for_event_type(kind) for kind in EVENT_NAMES}
 
 
@@ -82,8 +88,8 @@ class ModSession:
                         inst.on_start(self.info)
                 except ModTimeout as exc:
                     raise ModFailure(d.name, "start", "exceeded its time budget") from exc
-                except Exception as exc:  # a mod's own bug: fail only this request
-                    raise ModFailure(d.name, "start", _describe(exc)) from exc
+                except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from a mod fail only its request
+                    raise ModFailure(d.name, "start", describe_exception(exc)) from exc
             self.instances.append((d.name, inst))
             # A function mod's handler is called directly (one call layer less per event).
             handle = inst._fn if type(inst) is _FunctionMod else inst.handle
@@ -125,9 +131,12 @@ class ModSession:
                 try:
                     result = handle(event, builder, tokenizer)
                 except QuoteSDKError as exc:
-                    raise ModFailure(name, EVENT_NAMES[type(event)], str(exc)) from exc
-                except Exception as exc:  # a mod's own bug: fail only this request
-                    raise ModFailure(name, EVENT_NAMES[type(event)], _describe(exc)) from exc
+                    raise ModFailure(name, EVENT_NAMES[type(event)], _text(exc)) from exc
+                except ModTimeout:
+                    raise  # handled below, with the budget in the message
+                except BaseException as exc:  # noqa: BLE001 - SystemExit & co. from a mod fail only its request
+                    detail = describe_exception(exc)
+                    raise ModFailure(name, EVENT_NAMES[type(event)], detail) from exc
                 finally:
                     if dog is not None:
                         dog.busy = False
@@ -152,24 +161,27 @@ class ModSession:
         return out
 
     def close(self) -> None:
-        """Call every mod's ``on_end`` (errors are logged, never raised) and drop instances."""
+        """Call every mod's ``on_end`` within the budget (failures are logged, never raised)."""
         for name, inst in self.instances:
             with bind_request(self.info):
                 try:
-                    inst.on_end(self.info)
-                except Exception as exc:  # noqa: BLE001 - on_end of user code must not break cleanup
-                    logger.warning("mod %s: on_end raised %s", name, _describe(exc))
+                    with time_budget(self.budget_s):
+                        inst.on_end(self.info)
+                except ModTimeout:
+                    logger.warning("mod %s: on_end exceeded its time budget", name)
+                except BaseException as exc:  # noqa: BLE001 - on_end of user code must not break cleanup
+                    logger.warning("mod %s: on_end raised %s", name, describe_exception(exc))
         self.instances.clear()
         self._bound.clear()
 
 
 def _validated(name: str, event: Event, result: Any) -> Action:
     """``result`` as an action legal at ``event``, or :class:`ModFailure`."""
-    if not isinstance(result, _ACTION_TYPES):
+    if type(result) not in LEGAL_EVENTS:  # exact types: a subclass could override anything
         raise ModFailure(
             name,
             EVENT_NAMES[type(event)],
-            f"returned {type(result).__name__} {result!r:.80}, not an action",
+            f"returned {type(result).__name__} {_text(result, repr)[:80]}, not an action",
         )
     if type(event) not in LEGAL_EVENTS[type(result)]:
         raise ModFailure(
@@ -180,7 +192,26 @@ def _validated(name: str, event: Event, result: Any) -> Action:
     return cast(Action, result)
 
 
-def _describe(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+def describe_exception(exc: BaseException) -> str:
+    """``"Type: message (file.py:line)"`` for an exception raised by mod code.
+
+    Safe on hostile exceptions: a ``__str__`` that raises gives ``<unprintable>``.
+    """
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename[:1] != "<"]
+        where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    except Exception:  # noqa: BLE001 - a location is a nicety; never fail describing a failure
+        where = ""
+    kind = type(exc).__name__
+    text = _text(exc)
+    return f"{kind}: {text}{where}" if text else f"{kind}{where}"
+
+
+def _text(obj: object, convert: Callable[[object], str] = str) -> str:
+    """``convert(obj)`` of a mod's object; ``<unprintable>`` if that raises anything."""
+    try:
+        return convert(obj)
+    except ModTimeout:
+        raise  # a __str__ that loops is interrupted while the call is still budgeted
+    except BaseException:  # noqa: BLE001 - a mod's __str__/__repr__ must not escape
+        return "<unprintable>"

@@ -134,7 +134,7 @@ class _Request:
             try:
                 with bind_request(self.info):
                     action = instance.handle(event, ActionBuilder(event), self.tokenizer)
-            except Exception as exc:  # noqa: BLE001 - a failing mod fails only its request
+            except BaseException as exc:  # noqa: BLE001 - as in the engine: SystemExit & co. fail only the request
                 raise _Finished("error", f"mod {name!r} raised at {ename}: {exc!r}") from exc
             action = Noop() if action is None else action
             if type(action) not in LEGAL_EVENTS:
@@ -252,7 +252,15 @@ def run_mod(
     vocab = len(tokenizer)
     eos = getattr(tokenizer, "eos_token_id", None) if eos_token_id is _DEFAULT else eos_token_id
     info = RequestInfo(request_id, conversation or Conversation(), dict(mod_args or {}))
-    req = _Request([(d.name, d.instantiate()) for d in defs], tokenizer, info, eos, vocab, record)
+    instances: list[tuple[str, Mod]] = []
+    failed: str | None = None
+    for d in defs:
+        try:
+            instances.append((d.name, d.instantiate()))
+        except BaseException as exc:  # noqa: BLE001 - as in the engine: fails only the request
+            failed = f"mod {d.name!r} failed to instantiate: {exc!r}"
+            break
+    req = _Request(instances, tokenizer, info, eos, vocab, record)
     req.prompt = list(prompt) if not isinstance(prompt, str) else tokenize(prompt, tokenizer)
     req.max_steps = max_tokens
     model = model or (lambda _seq, _n: np.zeros(vocab, dtype=np.float32))
@@ -260,11 +268,13 @@ def run_mod(
     reason, error, step = "stop", None, 0
     started: list[tuple[str, Mod]] = []
     try:
+        if failed is not None:
+            raise _Finished("error", failed)
         for name, inst in req.mods:
             with bind_request(info):
                 try:
                     inst.on_start(info)
-                except Exception as exc:  # noqa: BLE001
+                except BaseException as exc:  # noqa: BLE001 - as in the engine
                     raise _Finished("error", f"mod {name!r} failed in on_start: {exc!r}") from exc
             started.append((name, inst))
         forced: list[int] = []
@@ -288,7 +298,7 @@ def run_mod(
             with bind_request(info):
                 try:
                     inst.on_end(info)
-                except Exception:  # noqa: BLE001
+                except BaseException:  # noqa: BLE001 - as in the engine: logged, never raised
                     logger.exception("mod %r failed in on_end", name)
     completion = req.output if req.output is not None else req.completion
     try:

@@ -22,8 +22,10 @@
    ends the request and later mods are not called for that event. An EOS in
    the completion ends it (``stop``, truncated after the EOS); reaching
    ``max_tokens`` ends it (``length``; forced tokens count).
-6. A mod that raises, returns a non-action or an illegal action fails the
-   request (``error``) with a message naming the mod, event and action.
+6. A mod that raises (any ``BaseException``: ``SystemExit`` and
+   ``KeyboardInterrupt`` included, at instantiation, ``on_start`` or an event),
+   returns a non-action or an illegal action fails the request (``error``)
+   with a message naming the mod, event and action.
 7. ``on_end`` always runs.
 """
 

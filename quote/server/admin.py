@@ -3,8 +3,9 @@
 
 Registering runs code in the server, so writes are **off unless** ``QUOTE_ADMIN_KEY``
 is set, and then need ``Authorization: Bearer <key>`` (compared in constant time).
-A new mod is imported in a separate interpreter first (with a time limit); only a
-mod that imports and exposes its entrypoint is stored, atomically.
+A new mod is imported in a separate interpreter first (with a time limit,
+``QUOTE_MOD_CHECK_TIMEOUT_S``); only a mod whose check reports its entrypoint as a mod
+is stored, atomically.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from quote.mods.check import check_bundle
 from quote.mods.registry import (
     ModRegistry,
     RegistryError,
@@ -40,8 +40,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MOD_BYTES = 256 * 1024
 """Largest accepted registration body."""
-
-VALIDATE_TIMEOUT_S = 30.0
 
 router = APIRouter()
 _registry: ModRegistry | None = None
@@ -161,42 +159,28 @@ async def _register(request: Request) -> dict[str, Any]:
     return {"spec": spec.public(), "created": not existed}
 
 
-_CHECK = """
-import sys
-from pathlib import Path
-from quote.mods.registry import load_from_dir, RegistryError
-try:
-    load_from_dir(Path(sys.argv[1]), sys.argv[2], "check", sys.argv[3])
-except RegistryError as exc:
-    sys.stderr.write(str(exc))
-    sys.exit(3)
-"""
-
-
 def _validate_in_subprocess(reg: ModRegistry, name: str, files: dict[str, str], entry: str) -> None:
+    """Import the mod in a check process; 400 unless it positively yields its entrypoint mod.
+
+    The check process reports a verdict on a pipe (:mod:`quote.mods.check`): exiting the
+    interpreter at import (``sys.exit(0)``, ``os._exit(0)``), ``KeyboardInterrupt``, a missing
+    or wrong-typed entrypoint and a hanging import are all refused, never accepted on exit
+    status alone.
+    """
     scratch = reg.root / f".tmp-check-{uuid.uuid4().hex}"
     try:
         for rel, code in files.items():
             path = scratch / validate_path(rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(code)
-        proc = subprocess.run(
-            [sys.executable, "-c", _CHECK, str(scratch), entry, name],
-            capture_output=True,
-            text=True,
-            timeout=VALIDATE_TIMEOUT_S,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise QuoteHTTPError(
-            400, f"mod '{name}' took longer than {VALIDATE_TIMEOUT_S:.0f}s to import"
-        ) from exc
+        verdict = check_bundle(scratch, entry, name)
+    except RegistryError as exc:
+        reason = str(exc).removeprefix(f"mod '{name}'").lstrip(": ")
+        logger.info("mod %s rejected: %s", name, reason)
+        raise QuoteHTTPError(400, f"mod '{name}' rejected: {reason[:500]}") from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise QuoteHTTPError(400, f"mod '{name}' rejected: {reason[:500]}")
+    logger.debug("mod %s passed the import check: %s", name, verdict)
 
 
 def _valid(name: str) -> bool:
