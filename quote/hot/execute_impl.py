@@ -145,6 +145,9 @@ def start_requests(pipeline: Any, rows: list[_Row]) -> None:
         st.prefilled = True
         st.prompt_len = ctx.tokens.prompt_length
         st.max_len = int(ctx.max_length)
+        # A request without mods may have run MAX's stock step before (its batches had no
+        # mods): what that step handed to the client counts as delivered.
+        st.delivered = sequence.delivered(ctx)
         if st.session is None:
             continue
         event = Prefilled(
@@ -400,10 +403,10 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
     res: dict[Any, Any] = {}
     for r in rows:
         st, ctx = r.st, r.ctx
-        if ctx.tokens.actively_chunked:
-            continue
-        n_generated = sequence.length(ctx) - st.prompt_len
         finished = st.finish_reason is not None
+        if ctx.tokens.actively_chunked and not finished:
+            continue  # a prompt chunk: nothing to emit yet (a request can end at Prefilled)
+        n_generated = sequence.length(ctx) - st.prompt_len
         if finished:
             _set_final_status(r)
             end = n_generated if st.finish_reason in ("stop", "length") else st.delivered

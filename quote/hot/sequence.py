@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "append_tokens",
     "deliver",
+    "delivered",
     "length",
     "replace_prompt",
     "schedule_forward",
@@ -106,6 +107,12 @@ def deliver(ctx: Any, delivered_end: int) -> None:
     """Record that tokens before absolute index ``delivered_end`` reached the client."""
     buf = ctx.tokens
     buf._completion_range.start = min(delivered_end, buf._current_length)
+
+
+def delivered(ctx: Any) -> int:
+    """Generated tokens already handed to the client (MAX's completion range start)."""
+    buf = ctx.tokens
+    return max(0, int(buf._completion_range.start) - int(buf._prompt_length))
 
 
 def replace_prompt(ctx: Any, prompt: Sequence[int]) -> None:

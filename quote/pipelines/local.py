@@ -91,11 +91,14 @@ class LocalEngine:
         requests: Sequence[Request],
         max_steps: int = 10_000,
         prefill_chunk: int | None = None,
+        arrivals: Sequence[int] | None = None,
     ) -> list[Result]:
         """Run ``requests`` as one continuously-batched group until all finish.
 
         ``prefill_chunk`` splits longer prompts into chunks of that many tokens, one per
         step, as MAX's scheduler does when a prompt exceeds its token budget.
+        ``arrivals[i]`` is the step at which request ``i`` joins the batch (default: all at
+        step 0), as requests reach a server's scheduler at different times.
         """
         from max.pipelines.modeling.types import TextGenerationInputs
 
@@ -103,19 +106,24 @@ class LocalEngine:
         ctxs = [self.make_context(r) for r in requests]
         chunks: list[list[list[int]]] = [[] for _ in requests]
         outcome: list[dict[str, Any] | None] = [None for _ in requests]
-        live = dict(enumerate(ctxs))
-        for i, ctx in live.items():
-            if hasattr(self.pipeline, "set_request_options"):
-                self.pipeline.set_request_options(ctx.request_id, requests[i].options)
-            kv.claim(ctx, replica_idx=0)
+        waiting = dict(enumerate(ctxs))
+        start = list(arrivals) if arrivals is not None else [0] * len(ctxs)
+        live: dict[int, Any] = {}
         try:
-            for _ in range(max_steps):
+            for step in range(max_steps):
+                for i in [i for i in waiting if start[i] <= step]:
+                    ctx = live[i] = waiting.pop(i)
+                    if hasattr(self.pipeline, "set_request_options"):
+                        self.pipeline.set_request_options(ctx.request_id, requests[i].options)
+                    kv.claim(ctx, replica_idx=0)
                 if not live:
-                    break
+                    if not waiting:
+                        break
+                    continue
                 for ctx in live.values():
+                    kv.alloc(ctx)  # MAX's scheduler: alloc (prefix match), then the budget chunks
                     if prefill_chunk and ctx.tokens.active_length > prefill_chunk:
                         ctx.tokens.chunk(prefill_chunk)
-                    kv.alloc(ctx)
                 outputs = self.pipeline.execute(TextGenerationInputs(batches=[list(live.values())]))
                 for i, ctx in list(live.items()):
                     out = outputs.get(ctx.request_id)
