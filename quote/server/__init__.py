@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Quote's additions to MAX's OpenAI-compatible server (``max serve``).
 
-:func:`install` puts Quote's routes in front of MAX's OpenAI routes; it runs when
+:func:`install` puts Quote's routes in front of MAX's OpenAI routes and wraps MAX's app
+factory so that every app carries Quote's HTTP guard (:mod:`quote.server.guard`: allowed
+hosts, JSON-only bodies, the admin key on MAX's state-changing routes); it runs when
 ``quote.custom_arch`` is imported (by ``max serve --custom-architectures
 quote.custom_arch`` and by ``quote serve``).
 """
@@ -14,7 +16,7 @@ _installed = False
 
 
 def install() -> None:
-    """Register Quote's router ahead of MAX's OpenAI routes (idempotent)."""
+    """Register Quote's router ahead of MAX's OpenAI routes and add the HTTP guard (idempotent)."""
     global _installed
     if _installed:
         return
@@ -22,8 +24,10 @@ def install() -> None:
     from max.serve.config import APIType
 
     from quote.server import routes
+    from quote.server.guard import install_guard
 
     current = tuple(api_server.ROUTES[APIType.OPENAI])
     if routes not in current:
         api_server.ROUTES[APIType.OPENAI] = (routes, *current)
+    install_guard()
     _installed = True

@@ -11,10 +11,8 @@ is stored, atomically.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
-import os
 import shutil
 import uuid
 from typing import Any
@@ -32,6 +30,7 @@ from quote.mods.registry import (
     validate_name,
     validate_path,
 )
+from quote.server.auth import require_admin
 from quote.server.options import QuoteHTTPError, error_body
 
 __all__ = ["MAX_MOD_BYTES", "ModCreate", "registry", "router"]
@@ -66,22 +65,11 @@ class ModCreate(BaseModel):
 
 
 def _check_admin(request: Request) -> None:
-    key = os.environ.get("QUOTE_ADMIN_KEY", "")
-    if not key:
-        raise QuoteHTTPError(
-            403,
-            "mod registration is disabled on this server (start it with QUOTE_ADMIN_KEY set)",
-            "permission_error",
-            "registration_disabled",
-        )
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise QuoteHTTPError(
-            401, "missing 'Authorization: Bearer <QUOTE_ADMIN_KEY>'", "authentication_error"
-        )
-    given = header[7:].strip().encode()
-    if not hmac.compare_digest(given, key.encode()):
-        raise QuoteHTTPError(403, "invalid admin key", "permission_error", "invalid_api_key")
+    require_admin(
+        request.headers,
+        disabled_message="mod registration is disabled on this server (start it with QUOTE_ADMIN_KEY set)",
+        disabled_code="registration_disabled",
+    )
 
 
 def _error(exc: QuoteHTTPError) -> JSONResponse:
