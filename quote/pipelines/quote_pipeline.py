@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -16,9 +17,9 @@ from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPi
 
 from quote.hot.reloader import HotModule
 from quote.hot.state import RequestOptions, RequestState, Trace
+from quote.mods.channel import worker_channel
 from quote.mods.registry import ModRegistry, RegistryError, load_preloaded
 from quote.mods.session import ModFailure, ModSession
-from quote.mods.spool import write_result, write_stats
 from quote.sdk.context import Conversation, RequestInfo
 
 __all__ = ["QuotePipeline"]
@@ -48,6 +49,9 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self._stats_written = 0.0
         if getattr(self, "_sampler_with_bitmask", None) is None:
             self._sampler_with_bitmask: Any = self._compile_bitmask_sampler()
+        self.channel = worker_channel()  # to the API process, under ``max serve``
+        if self.channel is not None:
+            self.channel.send("hello", pid=os.getpid())
 
     def _compile_bitmask_sampler(self) -> Any:
         """MAX's sampler with a packed-bitmask input, for mods' allow/ban masks on the device.
@@ -112,15 +116,12 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         return stats
 
     def _publish_stats(self) -> None:
-        """Write :meth:`quote_stats` for the API process (throttled; always when idle)."""
+        """Send :meth:`quote_stats` to the API process (throttled; always when idle)."""
         now = time.monotonic()
-        if self.quote_states and now - self._stats_written < 0.25:
+        if self.channel is None or (self.quote_states and now - self._stats_written < 0.25):
             return
         self._stats_written = now
-        try:
-            write_stats(self.quote_stats())
-        except OSError as exc:
-            logger.debug("could not write worker stats: %s", exc)
+        self.channel.send("stats", stats=self.quote_stats())
 
     # --- Quote API ----------------------------------------------------------------------
     def set_request_options(self, request_id: Any, options: RequestOptions) -> None:
@@ -223,15 +224,11 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
     def quote_finish(self, state: RequestState, generated: list[int]) -> None:
         """Record a finished request's outcome for :meth:`take_result`."""
         result = state.result(generated)
-        if state.ticket:
-            try:
-                write_result(
-                    state.ticket, {k: v for k, v in result.items() if k != "completion_tokens"}
-                )
-            except (OSError, ValueError) as exc:
-                logger.error(
-                    "could not hand request %s's result to the API: %s", state.request_id, exc
-                )
+        if state.ticket and self.channel is not None:
+            # Sent before the request's last output leaves this step: the API process
+            # has it in memory when the final chunk arrives.
+            del result["completion_tokens"]
+            self.channel.send("result", ticket=state.ticket, result=result)
             return
         self.quote_results[state.raw_id] = result
 

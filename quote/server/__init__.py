@@ -30,4 +30,7 @@ def install() -> None:
     if routes not in current:
         api_server.ROUTES[APIType.OPENAI] = (routes, *current)
     install_guard()
+    from quote.server import worker_link
+
+    worker_link.install()  # results channel, worker-death handling (API process)
     _installed = True

@@ -21,11 +21,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from quote.mods.spool import read_result, read_stats
 from quote.pipelines.context import pending_options
 from quote.server.admin import registry
 from quote.server.admin import router as admin_router
 from quote.server.options import QuoteHTTPError, error_body, select
+from quote.server.worker_link import link
 
 __all__ = ["router"]
 
@@ -72,7 +72,8 @@ async def models(request: Request) -> Any:
 @router.get("/quote/stats", response_model=None)
 async def stats() -> Any:
     """The model worker's live counts (requests with mod state, KV blocks in use)."""
-    data = await asyncio.to_thread(read_stats)
+    current = link()
+    data = current.stats if current is not None else None
     if data is None:
         return JSONResponse(error_body("no worker stats yet", "not_found_error"), status_code=404)
     return data
@@ -112,15 +113,67 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     except QuoteHTTPError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
     pending_options.set(sel.options)
-    response = await handler(_with_body(request, json.dumps(sel.body).encode()))
-    if sel.ticket is None:
-        return response
+    response = await _unless_worker_dies(
+        handler(_with_body(request, json.dumps(sel.body).encode()))
+    )
     if hasattr(response, "body_iterator"):
-        response.body_iterator = _finish_stream(response.body_iterator, sel.ticket, chat)
+        items = response.body_iterator
+        if sel.ticket is not None:
+            items = _finish_stream(items, sel.ticket, chat)
+        response.body_iterator = _guard_stream(items)
         return response
-    if isinstance(response, Response):
-        return response  # MAX's own error response
+    if sel.ticket is None or isinstance(response, Response):
+        return response  # no Quote outcome to add, or MAX's own error response
     return await _finish_json(jsonable_encoder(response), sel.ticket, chat)
+
+
+def _worker_died(reason: str) -> dict[str, Any]:
+    return error_body(
+        f"{reason}; the request was not completed and the server is shutting down",
+        "server_error",
+        "worker_died",
+    )
+
+
+async def _unless_worker_dies(call: Awaitable[Any]) -> Any:
+    """Await MAX's handler, or answer 503 at once if the model worker dies meanwhile."""
+    current = link()
+    if current is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    death = current.death()
+    await asyncio.wait({task, death}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    return JSONResponse(_worker_died(str(death.result())), status_code=503)
+
+
+async def _guard_stream(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Pass a stream's events on; if the worker dies mid-stream, end with an error and [DONE]."""
+    current = link()
+    if current is None:
+        async for item in items:
+            yield item
+        return
+    death = current.death()
+    it = aiter(items)
+    while True:
+        step = asyncio.ensure_future(anext(it))
+        try:
+            await asyncio.wait({step, death}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not step.done():
+                step.cancel()
+        if not step.done() or step.cancelled():
+            yield json.dumps(_worker_died(str(death.result())))
+            yield "[DONE]"
+            return
+        try:
+            item = step.result()
+        except StopAsyncIteration:
+            return
+        yield item
 
 
 def _check_limits(body: dict[str, Any], max_len: int | None) -> None:
@@ -149,8 +202,10 @@ def _with_body(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
-async def _result(ticket: str) -> dict[str, Any]:
-    return await asyncio.to_thread(read_result, ticket) or {}
+async def _result(ticket: str) -> dict[str, Any] | None:
+    """The ticketed request's outcome from the worker (in memory; None if it never came)."""
+    current = link()
+    return await current.result(ticket) if current is not None else None
 
 
 def _mod_error(message: str) -> tuple[int, dict[str, Any]]:
@@ -185,6 +240,8 @@ def _tool_calls(calls: list[dict[str, Any]], ticket: str) -> list[dict[str, Any]
 
 async def _finish_json(data: dict[str, Any], ticket: str, chat: bool) -> JSONResponse:
     result = await _result(ticket)
+    if result is None:
+        return JSONResponse(_lost(), status_code=503)
     if result.get("error"):
         status, body = _mod_error(str(result["error"]))
         return JSONResponse(body, status_code=status)
@@ -204,8 +261,18 @@ async def _finish_json(data: dict[str, Any], ticket: str, chat: bool) -> JSONRes
     return JSONResponse(data)
 
 
+def _lost() -> dict[str, Any]:
+    current = link()
+    if current is not None and current.dead is not None:
+        return _worker_died(current.dead)
+    return error_body(
+        "the request's outcome did not arrive from the model worker", "server_error", "outcome_lost"
+    )
+
+
 async def _finish_stream(items: AsyncIterator[Any], ticket: str, chat: bool) -> AsyncIterator[Any]:
     done = False
+    outcome: dict[str, Any] | None = None
     async for item in items:
         text = item if isinstance(item, str) else getattr(item, "data", None)
         if text == "[DONE]":
@@ -220,7 +287,13 @@ async def _finish_stream(items: AsyncIterator[Any], ticket: str, chat: bool) -> 
         if chunk is None or finish is None:
             yield item
             continue
-        result = await _result(ticket)
+        if outcome is None:  # asked once: a later finish chunk reuses it
+            outcome = await _result(ticket)
+            if outcome is None:
+                yield json.dumps(_lost())
+                yield "[DONE]"
+                return
+        result = outcome
         if result.get("error"):
             chunk["choices"][0]["finish_reason"] = None
             if _has_content(chunk, chat):
