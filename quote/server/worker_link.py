@@ -194,7 +194,7 @@ class WorkerLink:
                 p.terminate()
             except psutil.Error:
                 continue
-        _, alive = psutil.wait_procs(kids, timeout=2)
+        _, alive = psutil.wait_procs(kids, timeout=1)
         for p in alive:
             try:
                 p.kill()
