@@ -97,6 +97,10 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self._pending_options.pop(request_id, None)
         self.quote_results.pop(request_id, None)
         state = self.quote_states.pop(request_id, None)
+        if state is not None and state.ticket and not state.finished and self.channel:
+            # Ended by MAX, not by the step (a stop string seen by the API process, a
+            # cancel): the API process still waits for an outcome, which has nothing to add.
+            self.channel.send("result", ticket=state.ticket, result={"ended_by": "max"})
         if state is not None and state.session is not None:
             state.session.close()
         self._publish_stats()
