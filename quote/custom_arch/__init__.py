@@ -5,8 +5,14 @@ Importing this module imports MAX. ``ARCHITECTURES`` registers Quote's Gemma3 un
 ``Gemma3ForCausalLM`` (overriding MAX's built-in), with Quote's pipeline class.
 """
 
-from quote.custom_arch.gemma3.arch import quote_gemma3_arch
-from quote.logs import configure_from_env
+from quote.server.interpreter import pin_interpreter
+
+# Before MAX spawns anything: MAX's Mojo runtime may have pointed PYTHONEXECUTABLE at the
+# first `python3` on PATH, which would start the model worker outside this venv.
+pin_interpreter()
+
+from quote.custom_arch.gemma3.arch import quote_gemma3_arch  # noqa: E402
+from quote.logs import configure_from_env  # noqa: E402
 
 configure_from_env()
 
