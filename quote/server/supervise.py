@@ -9,11 +9,10 @@ and ends the run in one of three ways:
   forwarded to ``max serve``; whatever is still alive after ``stop_grace_s`` is
   SIGKILLed. Exit status 0.
 * **``max serve`` exits on its own**: leftovers of its tree are killed; its status is
-  returned (``128 + N`` when a signal N killed it).
-* **a helper of ``max serve`` dies** (the model worker or MAX's metrics worker, which
-  live as long as the server) while ``max serve`` stays up: ``max serve`` gets
-  ``crash_grace_s`` to exit by itself, then the tree is stopped. Exit status
-  :data:`EXIT_WORKER_DIED` unless ``max serve`` exited with its own non-zero status.
+  returned (``128 + N`` when a signal N killed it). When the model worker dies, MAX's
+  API process (``quote.server.worker_link``, which knows the worker's pid from the
+  worker itself) answers in-flight requests with errors and exits with status
+  :data:`EXIT_WORKER_DIED`, which is passed on.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ __all__ = ["EXIT_WORKER_DIED", "STOP_SIGNALS", "supervise"]
 logger = logging.getLogger(__name__)
 
 EXIT_WORKER_DIED = 3
-"""Exit status of ``quote serve`` when a helper process died while ``max serve`` kept running."""
+"""Exit status of ``max serve`` (and so ``quote serve``) after its model worker died."""
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Signals that ask ``quote serve`` to stop (exit status 0)."""
@@ -64,21 +63,12 @@ def _name(proc: psutil.Process) -> str:
         return "?"
 
 
-def _is_helper(proc: psutil.Process) -> bool:
-    """A long-lived ``multiprocessing`` spawn child of MAX (model worker, metrics worker)."""
-    try:
-        return "multiprocessing.spawn" in " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
-
-
 class _Tree:
     """Every process seen under the root, including those that were re-parented since."""
 
     def __init__(self, root: int) -> None:
         self.root = psutil.Process(root)
         self.seen: dict[int, psutil.Process] = {}
-        self.helpers: dict[int, psutil.Process] = {}
 
     def refresh(self) -> None:
         try:
@@ -86,14 +76,7 @@ class _Tree:
         except psutil.Error:
             return
         for child in children:
-            if child.pid not in self.seen:
-                self.seen[child.pid] = child
-                if _is_helper(child):
-                    self.helpers[child.pid] = child
-                    logger.debug("helper process %d started", child.pid)
-
-    def dead_helpers(self) -> list[int]:
-        return [pid for pid, proc in self.helpers.items() if not _alive(proc)]
+            self.seen.setdefault(child.pid, child)
 
     def remaining(self) -> list[psutil.Process]:
         return [p for p in (self.root, *self.seen.values()) if _alive(p)]
@@ -123,14 +106,11 @@ def supervise(
     *,
     poll_s: float = 0.25,
     stop_grace_s: float = 8.0,
-    crash_grace_s: float = 2.0,
 ) -> int:
     """Run ``cmd`` until it ends or a stop signal arrives; return ``quote serve``'s exit status.
 
     ``stop_grace_s`` bounds a requested stop before SIGKILL (the total stays under 10 s;
-    a second stop signal kills at once);
-    ``crash_grace_s`` is how long ``max serve`` may take to exit by itself after one of
-    its helper processes died (MAX answers in-flight requests with errors meanwhile).
+    a second stop signal kills at once).
     """
     requested: list[int] = []
 
@@ -144,44 +124,23 @@ def supervise(
         proc = subprocess.Popen(  # noqa: S603 - our own command line
             list(cmd), env=dict(env), start_new_session=True, preexec_fn=_die_with_parent
         )
-        return _watch(proc, requested, poll_s, stop_grace_s, crash_grace_s)
+        return _watch(proc, requested, poll_s, stop_grace_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def _watch(
-    proc: subprocess.Popen[bytes],
-    requested: list[int],
-    poll_s: float,
-    stop_grace_s: float,
-    crash_grace_s: float,
+    proc: subprocess.Popen[bytes], requested: list[int], poll_s: float, stop_grace_s: float
 ) -> int:
     tree = _Tree(proc.pid)
-    worker_died = False
     while proc.poll() is None and not requested:
         tree.refresh()
-        dead = tree.dead_helpers()
-        if dead:
-            logger.error(
-                "max serve's helper process %s (the model worker) died; stopping the server",
-                ", ".join(map(str, dead)),
-            )
-            worker_died = True
-            break
         try:
             proc.wait(poll_s)
         except subprocess.TimeoutExpired:
             pass
-    exited_by_itself = True
-    if worker_died:
-        try:
-            proc.wait(crash_grace_s)
-        except subprocess.TimeoutExpired:
-            exited_by_itself = False
-            _stop(proc, tree, signal.SIGTERM, min(stop_grace_s, 1.5), requested)
-    elif requested and proc.poll() is None:
-        exited_by_itself = False
+    if requested and proc.poll() is None:
         _stop(proc, tree, requested[0], stop_grace_s, requested)
     stuck = tree.kill_all(wait_s=2.0)
     if stuck:
@@ -190,14 +149,12 @@ def _watch(
         status = _exit_status(proc.wait(5.0))
     except subprocess.TimeoutExpired:
         status = 128 + signal.SIGKILL
-    if worker_died:
-        how = "exited by itself" if exited_by_itself else "was stopped"
-        logger.error("after the worker died, max serve %s (status %d)", how, status)
-        return status if exited_by_itself and status != 0 else EXIT_WORKER_DIED
     if requested:
         logger.info("server stopped on request (max serve status %d)", status)
         return 0
-    if status != 0:
+    if status == EXIT_WORKER_DIED:
+        logger.error("the model worker died; the server stopped (status %d)", status)
+    elif status != 0:
         logger.error("max serve exited with status %d", status)
     return status
 
