@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Token-level constraints on llguidance: JSON schema, regex and Lark grammars.
+
+One :class:`Matcher` per constrained request follows the tokens that enter it and
+answers what may come next: a packed bitmask of allowed tokens (the layout MAX's
+bitmask sampler takes), the tokens the grammar forces (llguidance's fast-forward
+tokens), and a rollback for backtracks. :func:`compile_grammar` checks a spec
+once, within a time budget, and raises :class:`GrammarError` naming what is wrong.
+
+Pure Python over the ``llguidance`` wheel: imports without MAX.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from quote.sdk.errors import QuoteSDKError
+
+__all__ = [
+    "DEFAULT_BUDGET_S",
+    "GrammarError",
+    "GrammarSpec",
+    "GrammarTimeout",
+    "Matcher",
+    "compile_grammar",
+    "llg_tokenizer",
+]
+
+DEFAULT_BUDGET_S = 2.0
+"""Longest a grammar may take to compile (and compute its first mask) before it is refused."""
+
+Kind = Literal["json_schema", "regex", "lark"]
+
+
+class GrammarError(QuoteSDKError, ValueError):
+    """An invalid or unsupported schema, regex or grammar; the message names what is wrong."""
+
+
+class GrammarTimeout(GrammarError):
+    """A grammar took longer than its compile budget."""
+
+
+@dataclass(frozen=True)
+class GrammarSpec:
+    """What to constrain to: a JSON schema (dict), a regex or a Lark grammar (text)."""
+
+    kind: Kind
+    source: Any
+
+    @classmethod
+    def json_schema(cls, schema: dict[str, Any] | bool) -> GrammarSpec:
+        """A JSON value valid against ``schema`` (``{}`` or ``True``: any JSON value)."""
+        return cls("json_schema", schema)
+
+    @classmethod
+    def json_object(cls) -> GrammarSpec:
+        """Any JSON object (OpenAI's ``response_format: {"type": "json_object"}``)."""
+        return cls("json_schema", {"type": "object"})
+
+    def llguidance(self) -> str:
+        """The llguidance grammar text for this spec."""
+        import llguidance
+
+        if self.kind == "json_schema":
+            if not isinstance(self.source, dict | bool):
+                raise GrammarError("a JSON schema must be an object (or a boolean)")
+            try:
+                return str(
+                    llguidance.LLMatcher.grammar_from_json_schema(
+                        json.dumps(self.source), defaults={"whitespace_flexible": False}
+                    )
+                )
+            except (TypeError, ValueError) as exc:
+                raise GrammarError(f"invalid JSON schema: {exc}") from exc
+        if not isinstance(self.source, str):
+            raise GrammarError(f"a {self.kind} constraint must be a string")
+        if self.kind == "regex":
+            return str(llguidance.LLMatcher.grammar_from_regex(self.source))
+        return str(llguidance.LLMatcher.grammar_from_lark(self.source))
+
+
+_TOKENIZERS: dict[int, tuple[Any, Any]] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def llg_tokenizer(tokenizer: Any, eos_ids: Iterable[int] = ()) -> Any:
+    """llguidance's view of a Hugging Face tokenizer (built once per tokenizer and EOS set)."""
+    import llguidance.hf
+
+    eos = sorted({int(t) for t in eos_ids}) or None
+    key = hash((id(tokenizer), tuple(eos or ())))
+    with _TOKENIZERS_LOCK:
+        known = _TOKENIZERS.get(key)
+        if known is not None and known[0] is tokenizer:
+            return known[1]
+        lltok = llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer), eos_token=eos)
+        _TOKENIZERS[key] = (tokenizer, lltok)
+        return lltok
+
+
+def compile_grammar(spec: GrammarSpec, lltok: Any, budget_s: float = DEFAULT_BUDGET_S) -> str:
+    """Check ``spec`` against ``lltok`` within ``budget_s``; return its llguidance grammar.
+
+    Raises :class:`GrammarError` for an invalid or unsupported schema, regex or grammar
+    (the message names the keyword or the error) and :class:`GrammarTimeout` past the budget.
+    """
+    grammar = spec.llguidance()
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quote-grammar")
+    try:
+        future = pool.submit(_first_mask, grammar, lltok)
+        try:
+            error = future.result(timeout=budget_s)
+        except concurrent.futures.TimeoutError as exc:
+            raise GrammarTimeout(
+                f"the {spec.kind} constraint did not compile within {budget_s:g} s"
+            ) from exc
+    finally:
+        pool.shutdown(wait=False)
+    if error:
+        raise GrammarError(f"invalid {spec.kind.replace('_', ' ')} constraint: {error}")
+    return grammar
+
+
+def _first_mask(grammar: str, lltok: Any) -> str:
+    import llguidance
+
+    error = str(llguidance.LLMatcher.validate_grammar(grammar, lltok) or "")
+    if error:
+        return error
+    matcher = llguidance.LLMatcher(lltok, grammar)
+    matcher.compute_bitmask()
+    return str(matcher.get_error() or "")
+
+
+class Matcher:
+    """One request's position in a grammar (llguidance ``LLMatcher``)."""
+
+    def __init__(self, grammar: str, lltok: Any) -> None:
+        import llguidance
+
+        self._m = llguidance.LLMatcher(lltok, grammar)
+        self.vocab_size = int(lltok.vocab_size)
+        if self._m.is_error():
+            raise GrammarError(str(self._m.get_error()))
+
+    def mask(self, width: int) -> np.ndarray:
+        """Allowed next tokens as a packed int32 bitmask of ``ceil(width / 32)`` words."""
+        words = np.frombuffer(self._m.compute_bitmask(), dtype=np.int32)
+        out = np.zeros((width + 31) // 32, dtype=np.int32)
+        n = min(len(out), len(words))
+        out[:n] = words[:n]
+        return out
+
+    def accepts(self, tokens: Sequence[int]) -> int:
+        """How many of ``tokens`` (a prefix) the grammar would take now, without consuming."""
+        return int(self._m.validate_tokens(list(tokens)))
+
+    def consume(self, tokens: Sequence[int]) -> None:
+        """Advance over ``tokens``; :class:`GrammarError` if the grammar forbids one."""
+        if tokens and not self._m.consume_tokens(list(tokens)):
+            raise GrammarError(str(self._m.get_error() or "token not allowed by the grammar"))
+
+    def forced(self) -> list[int]:
+        """Tokens the grammar allows as the only continuation (fast-forward)."""
+        return [int(t) for t in self._m.compute_ff_tokens()]
+
+    def rollback(self, n: int) -> None:
+        """Forget the last ``n`` consumed tokens (a backtrack)."""
+        if n > 0:
+            self._m.rollback(n)
+
+    @property
+    def done(self) -> bool:
+        """Whether the grammar admits no further token (the value is complete)."""
+        return bool(self._m.is_stopped())
+
+    @property
+    def accepting(self) -> bool:
+        """Whether the text so far is a complete match (the request may end here)."""
+        return bool(self._m.is_accepting())
