@@ -90,17 +90,21 @@ _TOKENIZERS: dict[int, tuple[Any, Any]] = {}
 _TOKENIZERS_LOCK = threading.Lock()
 
 
-def llg_tokenizer(tokenizer: Any, eos_ids: Iterable[int] = ()) -> Any:
-    """llguidance's view of a Hugging Face tokenizer (built once per tokenizer and EOS set)."""
+def llg_tokenizer(tokenizer: Any, eos_ids: Iterable[int] = (), n_vocab: int | None = None) -> Any:
+    """llguidance's view of a Hugging Face tokenizer (built once per tokenizer, EOS set, width).
+
+    ``n_vocab`` is the model's vocabulary width when it exceeds the tokenizer's (padding).
+    """
     import llguidance.hf
 
     eos = sorted({int(t) for t in eos_ids}) or None
-    key = hash((id(tokenizer), tuple(eos or ())))
+    width = max(int(n_vocab or 0), len(tokenizer))
+    key = hash((id(tokenizer), tuple(eos or ()), width))
     with _TOKENIZERS_LOCK:
         known = _TOKENIZERS.get(key)
         if known is not None and known[0] is tokenizer:
             return known[1]
-        lltok = llguidance.hf.from_tokenizer(tokenizer, n_vocab=len(tokenizer), eos_token=eos)
+        lltok = llguidance.hf.from_tokenizer(tokenizer, n_vocab=width, eos_token=eos)
         _TOKENIZERS[key] = (tokenizer, lltok)
         return lltok
 
