@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from quote.hot import sequence
-from quote.hot.masks import RowMask, is_mask_only
+from quote.hot.constraint import ORIGIN as CONSTRAINT
+from quote.hot.masks import RowMask, apply_packed, is_mask_only
 from quote.hot.state import RequestState
 from quote.mods.session import ModFailure
 from quote.sdk.actions import (
@@ -57,6 +58,7 @@ class _Row:
         "batch",
         "ctx",
         "device_masks",
+        "grammar_mask",
         "index",
         "logits",
         "mask",
@@ -77,6 +79,7 @@ class _Row:
         self.pending: deque[tuple[str, Any, bool, str]] | None = None
         self.batch: _BatchLogits | None = None
         self.device_masks = False
+        self.grammar_mask: np.ndarray | None = None
 
     def queue(self) -> deque[tuple[str, Any, bool, str]]:
         """Edits waiting to be applied this step, in order (created on first use)."""
@@ -225,7 +228,11 @@ def dispatch_forward_pass(
     batch on the host (None when no row's logits changed) and the rows whose sampling
     changed (logits, mask or temperature).
     """
-    wanting = [r for r in live if r.st.session is not None and id(r.ctx) not in chunked]
+    wanting = [
+        r
+        for r in live
+        if (r.st.session is not None or r.st.constraint is not None) and id(r.ctx) not in chunked
+    ]
     if not wanting:
         return None, []
     batch = _BatchLogits(outputs.next_token_logits)
@@ -234,11 +241,19 @@ def dispatch_forward_pass(
     for r in wanting:
         r.batch, r.device_masks = batch, device_masks
         st = r.st
-        event = ForwardPass(st.request_id, st.step, r.current_logits)
-        for d in _dispatch(r, event, r.edit_logits):
-            if not isinstance(d.action, AdjustedLogits):
-                _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
-        if r.logits is not None or r.mask is not None or r.temperature is not None:
+        if st.session is not None:
+            event = ForwardPass(st.request_id, st.step, r.current_logits)
+            for d in _dispatch(r, event, r.edit_logits):
+                if not isinstance(d.action, AdjustedLogits):
+                    _handle_common(r, d.mod, d.action, "ForwardPass", sample_step=True)
+        if st.constraint is not None:
+            constrain(r)
+        if (
+            r.logits is not None
+            or r.mask is not None
+            or r.temperature is not None
+            or r.grammar_mask is not None
+        ):
             changed.append(r)
     edited = [r for r in changed if r.logits is not None]
     if not edited:
@@ -247,6 +262,25 @@ def dispatch_forward_pass(
     for r in edited:
         host[r.index] = r.logits
     return host, changed
+
+
+def constrain(row: _Row) -> None:
+    """The built-in constraint's turn, after the mods': force what the grammar forces,
+    else mask the sample to what it allows (on the device when the bitmask sampler exists)."""
+    st, g = row.st, row.st.constraint
+    if g is None or st.finished or row.suppressed:
+        return
+    forced = g.forced()
+    if forced:
+        row.queue().append(("add", tuple(forced), True, CONSTRAINT))
+        row.suppressed = True
+        return
+    assert row.batch is not None
+    mask = g.mask(row.batch.width)
+    if row.device_masks:
+        row.grammar_mask = mask
+    else:
+        row.logits = apply_packed(row.current_logits(), mask)
 
 
 def sampling_processor(pipeline: Any, flat: list[Any], bitmask: Any) -> Any:
@@ -304,15 +338,17 @@ def sample(
             r.ctx.sampling_params = dataclasses.replace(
                 params, temperature=r.temperature, top_k=1 if r.temperature == 0.0 else params.top_k
             )
-        if r.mask is not None and r.logits is None:
+        if (r.mask is not None and r.logits is None) or r.grammar_mask is not None:
             masked.append(r)
     if masked:
         width = int(logits.shape[-1])
         if bitmask is None:
             bitmask = np.full((len(flat), (width + 31) // 32), -1, dtype=np.int32)
-        for r in masked:
-            assert r.mask is not None
-            bitmask[r.index] &= r.mask.packed(width)  # MAX's own grammar mask, if any, still holds
+        for r in masked:  # MAX's own grammar mask, if any, still holds
+            if r.mask is not None and r.logits is None:
+                bitmask[r.index] &= r.mask.packed(width)
+            if r.grammar_mask is not None:
+                bitmask[r.index] &= r.grammar_mask
     try:
         if proc is None or changed:
             proc = sampling_processor(pipeline, flat, bitmask)
@@ -407,6 +443,8 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
         if ctx.tokens.actively_chunked and not finished:
             continue  # a prompt chunk: nothing to emit yet (a request can end at Prefilled)
         n_generated = sequence.length(ctx) - st.prompt_len
+        if st.finish_reason == "stop" and st.constraint is not None and st.constraint.tools:
+            _tool_call_from_text(pipeline, r, n_generated)
         if finished:
             _set_final_status(r)
             end = n_generated if st.finish_reason in ("stop", "length") else st.delivered
@@ -490,6 +528,8 @@ def _handle_common(
         row.suppressed = row.suppressed or sample_step
     elif isinstance(action, ForceOutput):
         _force_output(row, mod, action.tokens)
+    elif isinstance(action, ToolCalls) and st.no_tools:
+        _fail(row, f"{origin}: tool calls are not allowed (the request set tool_choice 'none')")
     elif isinstance(action, ToolCalls):
         st.tool_calls = [
             {"id": c.id, "name": c.name, "arguments": c.arguments} for c in action.calls
@@ -552,6 +592,14 @@ def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> t
                 take = take[: i + 1]
                 st.stop_status = "stop"
                 break
+    g = st.constraint
+    if g is not None and take:
+        n = g.admit(take)
+        if n < len(take):
+            _fail(row, f"{origin}: token {take[n]} is not allowed here by the {CONSTRAINT}")
+            return ()
+        if g.done and st.stop_status is None:
+            st.stop_status = "stop"  # the value is complete: nothing may follow
     sequence.append_tokens(ctx, take)
     if st.stop_status is None and sequence.length(ctx) >= st.max_len:
         st.stop_status = "length"
@@ -576,6 +624,8 @@ def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
         )
         return
     sequence.truncate(ctx, st.prompt_len + new_generated)
+    if st.constraint is not None:
+        st.constraint.rollback(action.n)
     st.kv_valid = min(st.kv_valid, sequence.length(ctx))
     st.stop_status = None
     st.rewound = True
@@ -593,6 +643,12 @@ def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
             f"mod '{mod}': ForceOutput would change {st.delivered} tokens already delivered to the client",
         )
         return
+    g = st.constraint
+    if g is not None:
+        g.restart()
+        if g.admit(tokens) < len(tokens) or not (g.done or g.matcher.accepting):
+            _fail(row, f"mod '{mod}': ForceOutput is not a complete value of the {CONSTRAINT}")
+            return
     sequence.truncate(ctx, st.prompt_len)
     sequence.append_tokens(ctx, tokens)
     st.finish_reason = "stop"
@@ -635,6 +691,22 @@ def _reschedule(pipeline: Any, row: _Row, after_forward: bool = False) -> None:
         )
     pipeline.quote_sync_kv(ctx, rewound=st.rewound, after_forward=after_forward, active=active)
     st.rewound = False
+
+
+def _tool_call_from_text(pipeline: Any, row: _Row, n_generated: int) -> None:
+    """A finished tool-constrained completion becomes ``tool_calls`` (its text is not sent)."""
+    st, ctx = row.st, row.ctx
+    assert st.constraint is not None
+    tokens = sequence.tokens_between(ctx, st.prompt_len, st.prompt_len + n_generated)
+    eos = ctx.eos_tracker.eos_token_ids
+    text = pipeline.tokenizer.delegate.decode([t for t in tokens if t not in eos])
+    try:
+        st.tool_calls = st.constraint.tool_calls(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        st.finish_reason = None
+        _fail(row, f"{CONSTRAINT}: the tool call could not be read back ({exc})")
+        return
+    st.finish_reason = "tool_calls"
 
 
 def _fail(row: _Row, message: str) -> None:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from quote.sdk.actions import AdjustedLogits
 from quote.sdk.errors import InvalidActionError
 
-__all__ = ["RowMask", "is_mask_only", "pack"]
+__all__ = ["RowMask", "apply_packed", "is_mask_only", "pack"]
 
 _CACHE_SIZE = 256
 K = TypeVar("K", bound=Hashable)
@@ -131,3 +131,12 @@ def pack(keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
     padded = np.zeros(words * 32, dtype=bool)
     padded[: keep.shape[0]] = keep
     return np.packbits(padded, bitorder="little").view("<i4").astype(np.int32)
+
+
+def apply_packed(
+    row: npt.NDArray[np.float32], packed: npt.NDArray[np.int32]
+) -> npt.NDArray[np.float32]:
+    """A copy of ``row`` with every token not set in the packed bitmask at ``-inf``."""
+    keep = np.unpackbits(packed.view(np.uint8), bitorder="little")[: row.shape[0]].astype(bool)
+    out = np.where(keep, row, np.float32(-np.inf)).astype(np.float32)
+    return out

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from quote.hot.constraint import Constraint
 from quote.mods.session import ModSession
 from quote.sdk.context import Conversation, RequestInfo
 from quote.sdk.mod import ModDefinition
@@ -32,6 +33,9 @@ class RequestOptions:
             completion until the end, so its mods may backtrack anywhere in it.
         trace: Record a structured trace of events, actions, mod logs and timings.
         conversation: Chat messages, tools and response_format for the SDK helpers.
+        constraint: Built-in structured output: ``{"schema": {...}, "tools": [...] | None}``
+            (see :mod:`quote.hot.constraint`); None for free text.
+        no_tools: ``tool_choice: "none"``: a mod's ``ToolCalls`` fails the request.
     """
 
     mods: Sequence[ModDefinition] = ()
@@ -39,6 +43,8 @@ class RequestOptions:
     stream: bool = True
     trace: bool = False
     conversation: Conversation = field(default_factory=Conversation)
+    constraint: dict[str, Any] | None = None
+    no_tools: bool = False
 
 
 @dataclass
@@ -87,6 +93,8 @@ class RequestState:
     edits_sampling: bool = False
     raw_id: Any = None
     ticket: str | None = None
+    constraint: Constraint | None = None
+    no_tools: bool = False
 
     @property
     def finished(self) -> bool:
@@ -96,8 +104,8 @@ class RequestState:
     @property
     def hold_back(self) -> int:
         """Generated tokens withheld from the client while the request runs."""
-        if not self.stream:
-            return 1 << 62
+        if not self.stream or (self.constraint is not None and self.constraint.tools):
+            return 1 << 62  # a tool call is sent whole, at the end
         return self.session.hold_back if self.session is not None else 0
 
     def result(self, completion: list[int]) -> dict[str, Any]:

@@ -15,12 +15,14 @@ from typing import Any
 
 from max.pipelines.lib.pipeline_variants.text_generation import TextGenerationPipeline
 
+from quote.hot.constraint import ORIGIN, Constraint
 from quote.hot.reloader import HotModule
 from quote.hot.state import RequestOptions, RequestState, Trace
 from quote.mods.channel import worker_channel
 from quote.mods.registry import ModRegistry, RegistryError, load_preloaded
 from quote.mods.session import ModFailure, ModSession
 from quote.sdk.context import Conversation, RequestInfo
+from quote.sdk.grammar import GrammarError
 
 __all__ = ["QuotePipeline"]
 
@@ -144,7 +146,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             return True
         options = self._pending_options.get(rid)
         if options is not None:
-            return bool(options.mods)
+            return bool(options.mods or options.constraint or options.no_tools)
         return bool(getattr(ctx, "quote_options", None))
 
     def quote_state(self, ctx: Any) -> RequestState:
@@ -167,7 +169,18 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             trace=Trace() if options.trace else None,
             raw_id=rid,
             ticket=ticket,
+            no_tools=options.no_tools,
         )
+        if options.constraint is not None and load_error is None:
+            try:
+                state.constraint = Constraint.from_spec(
+                    options.constraint,
+                    self.tokenizer.delegate,
+                    ctx.eos_tracker.eos_token_ids,
+                    int(self.vocab_size),
+                )
+            except GrammarError as exc:
+                load_error = f"{ORIGIN}: {exc}"
         if load_error is not None:
             state.session = ModSession(info, self.tokenizer.delegate, [])
             self._fail_at_start(state, ctx, load_error)
@@ -222,6 +235,8 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
                 tools=list(conv.get("tools") or []),
                 response_format=conv.get("response_format"),
             ),
+            constraint=data.get("constraint"),
+            no_tools=bool(data.get("no_tools", False)),
         )
         return options, ticket, None
 

@@ -35,16 +35,18 @@ class QuoteHTTPError(Exception):
         message: str,
         type_: str = "invalid_request_error",
         code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type_
         self.code = code
+        self.param = param
 
     def body(self) -> dict[str, Any]:
         """``{"error": {...}}`` as OpenAI clients expect."""
-        return error_body(self.message, self.type, self.code)
+        return error_body(self.message, self.type, self.code, self.param)
 
 
 def error_body(
@@ -93,9 +95,14 @@ def _quote_options(body: dict[str, Any]) -> dict[str, Any]:
 def select(
     body: dict[str, Any], served: str, exists: Callable[[str], bool], *, chat: bool
 ) -> Selection:
-    """Parse the model name and Quote options; raise :class:`QuoteHTTPError` on bad input."""
+    """Parse the model name, Quote options and built-in constraints (``response_format``,
+    ``tool_choice``); raise :class:`QuoteHTTPError` on bad input."""
+    from quote.server.structured import read_constraint  # it raises this module's errors
+
     model = body.get("model")
     opts = _quote_options(body)
+    response_format = body.get("response_format")
+    constraint, no_tools = read_constraint(body)
     mods: list[str] = []
     if isinstance(model, str) and model.startswith(served + "/") and model != served:
         mods = model[len(served) + 1 :].split("+")
@@ -109,12 +116,12 @@ def select(
                     "model_not_found",
                 )
         body["model"] = served
-    if not mods:
+    if not mods and constraint is None and not no_tools:
         return Selection(body, [], None)
     conversation = {
         "messages": body.get("messages") if chat else [],
         "tools": body.get("tools") or [],
-        "response_format": body.get("response_format"),
+        "response_format": response_format,
     }
     options = {
         "mods": mods,
@@ -123,5 +130,7 @@ def select(
         "stream": bool(body.get("stream", False)),
         "conversation": conversation,
         "ticket": uuid.uuid4().hex,
+        "constraint": constraint,
+        "no_tools": no_tools,
     }
     return Selection(body, mods, options)

@@ -25,6 +25,7 @@ from quote.pipelines.context import pending_options
 from quote.server.admin import registry
 from quote.server.admin import router as admin_router
 from quote.server.options import QuoteHTTPError, error_body, select
+from quote.server.structured import check_constraint
 from quote.server.worker_link import link
 
 __all__ = ["router"]
@@ -110,6 +111,9 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     try:
         _check_limits(body, _max_routes()._resolve_max_model_len(request))
         sel = select(body, served, lambda name: reg.spec(name) is not None, chat=chat)
+        if sel.options is not None and sel.options.get("constraint") is not None:
+            tokenizer = request.app.state.pipeline.tokenizer.delegate
+            await check_constraint(sel.options["constraint"], tokenizer)
     except QuoteHTTPError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
     pending_options.set(sel.options)
