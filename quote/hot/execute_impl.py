@@ -559,8 +559,24 @@ def _drain(pipeline: Any, row: _Row) -> None:
             _backtrack(row, payload, origin)
         else:
             _add(pipeline, row, payload, forced, origin)
+    if not st.finished and st.stop_status is None and st.session is not None:
+        if _hits_stop_string(pipeline, row):
+            st.stop_status = "stop"  # the mods see the end (on_end); the API trims the text
     if not st.finished and st.stop_status is not None:
         st.finish_reason = st.stop_status
+
+
+def _hits_stop_string(pipeline: Any, row: _Row) -> bool:
+    """Whether the request's last tokens decode to text that contains one of its ``stop``
+    strings (a window long enough for the longest one; requests without stops: no work)."""
+    stops = row.ctx.eos_tracker.eos_stop_strings
+    if not stops:
+        return False
+    st = row.st
+    end = sequence.length(row.ctx)
+    start = max(st.prompt_len, end - max(len(s) for s in stops) - 2)
+    text = pipeline.tokenizer.delegate.decode(sequence.tokens_between(row.ctx, start, end))
+    return any(s in text for s in stops)
 
 
 def _add(pipeline: Any, row: _Row, tokens: tuple[int, ...], forced: bool, origin: str) -> None:
