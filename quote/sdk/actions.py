@@ -31,6 +31,7 @@ __all__ = [
     "ToolCall",
     "ToolCalls",
     "is_legal",
+    "unpack_bitmask",
 ]
 
 
@@ -41,6 +42,29 @@ def _tokens(values: Iterable[int], what: str) -> tuple[int, ...]:
             raise InvalidActionError(f"{what}: token ids must be integers, got {v!r}")
         out.append(int(v))
     return tuple(out)
+
+
+def _bitmask(value: Any) -> npt.NDArray[np.int32]:
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu" or arr.dtype.itemsize != 4:
+        raise InvalidActionError(
+            "AdjustedLogits: allow_bitmask must be a non-empty 1-D array of 32-bit words, "
+            f"got dtype {arr.dtype} and shape {arr.shape}"
+        )
+    arr = np.ascontiguousarray(arr).view(np.int32)
+    if not arr.any():
+        raise InvalidActionError("AdjustedLogits: allow_bitmask allows no token")
+    return arr
+
+
+def unpack_bitmask(words: npt.NDArray[np.int32], vocab: int) -> npt.NDArray[np.bool_]:
+    """The ``bool[vocab]`` keep-mask of a packed bitmask (tokens past its words: ``False``)."""
+    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")
+    if bits.shape[0] >= vocab:
+        return bits[:vocab].astype(bool)
+    keep = np.zeros(vocab, dtype=bool)
+    keep[: bits.shape[0]] = bits.astype(bool)
+    return keep
 
 
 @dataclass(frozen=True)
@@ -92,7 +116,8 @@ class AdjustedLogits:
 
     Either give a full replacement row (``logits``) or sparse edits, which are
     applied in this order: ``logits`` replacement, ``bias`` (added), ``ban``
-    (set to -inf), ``allow`` (everything else set to -inf).
+    (set to -inf), ``allow`` (everything else set to -inf), ``allow_bitmask``
+    (every token whose bit is clear set to -inf).
 
     Attributes:
         logits: Optional full replacement row (1-D, vocabulary size).
@@ -100,6 +125,12 @@ class AdjustedLogits:
         ban: Optional ban-list of token ids.
         bias: Optional mapping ``token_id -> added value``.
         temperature: Optional temperature for this step only; ``0`` means greedy.
+        allow_bitmask: Optional packed allow-mask: 1-D 32-bit words, bit ``t % 32``
+            (least significant first) of word ``t // 32`` set = token ``t`` allowed.
+            Tokens past its last word are masked; bits past the vocabulary are
+            ignored. It must allow at least one token. With ``allow`` too, a token
+            must be in both. The layout of MAX's bitmask sampler and of
+            ``quote.sdk.grammar.Matcher.mask``.
     """
 
     logits: npt.NDArray[np.float32] | None = field(default=None, repr=False)
@@ -107,6 +138,7 @@ class AdjustedLogits:
     ban: tuple[int, ...] | None = None
     bias: Mapping[int, float] | None = None
     temperature: float | None = None
+    allow_bitmask: npt.NDArray[np.int32] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.logits is not None:
@@ -126,6 +158,8 @@ class AdjustedLogits:
             object.__setattr__(self, "bias", {int(k): float(v) for k, v in dict(self.bias).items()})
         if self.temperature is not None and not (self.temperature >= 0.0):
             raise InvalidActionError("AdjustedLogits: temperature must be >= 0")
+        if self.allow_bitmask is not None:
+            object.__setattr__(self, "allow_bitmask", _bitmask(self.allow_bitmask))
 
     def token_ids(self) -> list[int]:
         """Every token id this action names (for vocabulary checks)."""
@@ -152,12 +186,17 @@ class AdjustedLogits:
                 f"AdjustedLogits: row has {self.logits.shape[0]} entries, vocabulary has {vocab}"
             )
         base = self.logits if self.logits is not None else row
+        if self.allow_bitmask is not None:
+            bits = unpack_bitmask(self.allow_bitmask, vocab)
+            base = np.where(bits, base, np.float32(-np.inf)).astype(np.float32, copy=False)
         if self.allow is not None:
             # Only the allowed entries survive: copy those, not the whole row. Bias added to
             # -inf entries leaves them -inf, so the order (bias, ban, allow) is unchanged.
             keep = np.asarray(self.allow, dtype=np.int64)
             out = np.full(vocab, -np.inf, dtype=np.float32)
             out[keep] = base[keep]
+        elif self.allow_bitmask is not None:
+            out = base
         else:
             out = base.astype(np.float32, copy=True)
         if self.bias:

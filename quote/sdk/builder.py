@@ -81,8 +81,12 @@ class ActionBuilder:
         ban: Iterable[int] | None = None,
         bias: Mapping[int, float] | None = None,
         temperature: float | None = None,
+        allow_bitmask: npt.NDArray[np.int32] | None = None,
     ) -> AdjustedLogits:
-        """Replace or sparsely edit this step's logits (``ForwardPass`` only)."""
+        """Replace or sparsely edit this step's logits (``ForwardPass`` only).
+
+        ``allow_bitmask`` is a packed allow-mask (see :class:`AdjustedLogits`).
+        """
         self._check(AdjustedLogits)
         return AdjustedLogits(
             logits=logits,
@@ -90,6 +94,7 @@ class ActionBuilder:
             ban=None if ban is None else tuple(ban),
             bias=bias,
             temperature=temperature,
+            allow_bitmask=allow_bitmask,
         )
 
     def backtrack(self, n: int, tokens: Iterable[int] | None = None) -> Backtrack:

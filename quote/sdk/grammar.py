@@ -154,6 +154,14 @@ class Matcher:
         if self._m.is_error():
             raise GrammarError(str(self._m.get_error()))
 
+    def copy(self) -> Matcher:
+        """An independent matcher at the same position (llguidance's deep copy: about 1 us,
+        where building one from the grammar takes about 1 ms)."""
+        twin = Matcher.__new__(Matcher)
+        twin._m = self._m.deep_copy()
+        twin.vocab_size = self.vocab_size
+        return twin
+
     def mask(self, width: int) -> np.ndarray:
         """Allowed next tokens as a packed int32 bitmask of ``ceil(width / 32)`` words."""
         words = np.frombuffer(self._m.compute_bitmask(), dtype=np.int32)

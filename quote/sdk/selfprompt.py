@@ -24,7 +24,8 @@ from quote.sdk.actions import Action
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import Added, Event, ForwardPass, Sampled
-from quote.sdk.strategies.base import _DEFAULT, Strategy, StrategyError, StrategyRunner
+from quote.sdk.strategies.base import _DEFAULT, Strategy, StrategyError
+from quote.sdk.strategies.runner import StrategyRunner
 from quote.sdk.tokenize import tokenize
 
 __all__ = ["Erase", "SelfPrompt", "SelfPromptError", "SelfPromptRun"]
@@ -155,7 +156,10 @@ class SelfPromptRun:
                 return None
             return self._finish(event, actions)
         self.runner.added(event.tokens)
-        return self._after_answer(event, actions) if self.runner.done else None
+        if self.runner.done:
+            return self._after_answer(event, actions)
+        forced = [] if event.forced else self.runner.forced_now()
+        return actions.force_tokens(forced) if forced else None
 
     def _after_answer(self, event: Event, actions: ActionBuilder) -> Action | None:
         if self.completion_tokens:

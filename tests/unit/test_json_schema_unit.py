@@ -1,134 +1,113 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The JSON-schema example's compiler and mod, offline (scripted model, no MAX)."""
+"""The ``JsonSchema`` strategy offline (scripted models, the tiny tokenizer, no MAX).
+
+Every output is checked with ``jsonschema`` (format checks on), not with Quote's own code.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-import jsonschema
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from json_cases import INVALID, SCHEMAS
+from json_oracle import check_json
+from sdk_tokenizer import bpe_tokenizer
 
-from examples.json_schema.compiler import (
-    Alt,
-    Leaf,
-    Obj,
-    UnsupportedSchemaError,
-    compile_schema,
-    int_range_regex,
-)
-from examples.json_schema.mod import json_schema
-from examples.json_schema.suite import SCHEMAS, UNSUPPORTED
-from quote.sdk import Conversation
+from quote.sdk import ForceTokens, ForwardPass
+from quote.sdk.strategies import GrammarError, JsonSchema, StrategyRunner, constrain
 from quote.sdk.testing import ScriptedModel, run_mod
-from quote.tiny import load_tokenizer
+
+pytestmark = pytest.mark.unit
+
+TOK = bpe_tokenizer()
 
 
-@pytest.fixture(scope="module")
-def tok() -> Any:
-    return load_tokenizer()
-
-
-def generate(tok: Any, schema: Any, seed: int = 0, max_tokens: int = 160) -> Any:
+def generate(strategy: JsonSchema, seed: int, max_tokens: int = 160) -> Any:
     return run_mod(
-        json_schema,
-        tok,
-        ScriptedModel.random(len(tok), seed),
-        prompt="Hi",
+        constrain(strategy),
+        TOK,
+        ScriptedModel.random(len(TOK), seed),
+        prompt="Reply with JSON:",
         max_tokens=max_tokens,
         temperature=1.0,
         seed=seed,
-        mod_args={"schema": schema},
     )
 
 
-@given(st.integers(-5000, 5000), st.integers(0, 3000), st.integers(-9000, 9000))
-@settings(max_examples=200, deadline=None)
-def test_int_range_regex_is_exact(lo: int, width: int, n: int) -> None:
-    hi = lo + width
-    pattern = re.compile(int_range_regex(lo, hi) or "(?!)")
-    assert (pattern.fullmatch(str(n)) is not None) == (lo <= n <= hi)
-    assert pattern.fullmatch(f"0{abs(n)}") is None or n == 0 and lo <= 0 <= hi
-
-
-@pytest.mark.parametrize(("group", "name", "schema"), SCHEMAS, ids=[n for _, n, _ in SCHEMAS])
-def test_suite_offline_outputs_are_valid(tok: Any, group: str, name: str, schema: Any) -> None:
+@pytest.mark.parametrize(("name", "schema"), SCHEMAS, ids=[n for n, _ in SCHEMAS])
+def test_outputs_are_valid(name: str, schema: Any) -> None:
+    strategy = JsonSchema(schema)
     for seed in range(3):
-        r = generate(tok, schema, seed)
-        assert r.error is None and r.finish_reason == "stop", r.error
-        jsonschema.validate(json.loads(r.text), schema)
+        r = generate(strategy, seed)
+        assert r.error is None and r.finish_reason == "stop", (r.error, r.text)
+        value = check_json(r.text, schema)
+        assert r.completion_tokens[-1] == TOK.eos_token_id
+        runner = StrategyRunner(strategy, TOK)
+        runner.added(r.completion_tokens[:-1])
+        assert runner.state.complete and runner.value() == value
 
 
-@pytest.mark.parametrize(("feature", "schema"), UNSUPPORTED, ids=[f for f, _ in UNSUPPORTED])
-def test_unsupported_features_are_named(tok: Any, feature: str, schema: Any) -> None:
-    with pytest.raises(UnsupportedSchemaError) as info:
-        compile_schema(schema)
-    assert info.value.feature == feature
-    r = generate(tok, schema)
-    assert r.finish_reason == "error" and feature in (r.error or "") and r.text == ""
+def test_recursive_schema_follows_the_model() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": "#"}},
+        },
+        "required": ["name", "children"],
+        "additionalProperties": False,
+    }
+    text = '{"name":"a","children":[{"name":"b","children":[]},{"name":"c","children":[]}]}'
+    model = ScriptedModel.text(TOK, text)
+    r = run_mod(constrain(JsonSchema(schema)), TOK, model, max_tokens=80)
+    assert r.raise_for_error().text == text and r.finish_reason == "stop"
+    check_json(r.text, schema)
 
 
-def test_schema_from_response_format(tok: Any) -> None:
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    conv = Conversation(response_format={"type": "json_schema", "json_schema": {"schema": schema}})
-    r = run_mod(json_schema, tok, ScriptedModel.random(len(tok)), prompt="x", conversation=conv)
-    assert json.loads(r.text)["ok"] in (True, False)
-    assert run_mod(json_schema, tok, prompt="x").finish_reason == "error"  # no schema at all
+def test_required_keys_are_forced_in_one_chunk() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 4}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    r = generate(JsonSchema(schema), 0)
+    first = next(e.action for e in r.trace if isinstance(e.event, ForwardPass))
+    assert isinstance(first, ForceTokens) and len(first.tokens) > 1
+    assert '{"name":"'.startswith(TOK.decode(list(first.tokens)))
+    check_json(r.raise_for_error().text, schema)
 
 
-def test_compiled_shapes() -> None:
-    c = compile_schema({"anyOf": [{"type": "integer"}, {"type": "null"}]})
-    assert isinstance(c.root, Leaf)  # scalar alternatives merge into one automaton
-    c = compile_schema({"anyOf": [{"type": "object"}, {"type": "null"}]})
-    assert isinstance(c.root, Alt)
-    c = compile_schema(
-        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-    )
-    assert isinstance(c.root, Obj) and c.min_len(c.root) == len('{"a": ""}')
+@pytest.mark.parametrize(("schema", "word"), INVALID, ids=[w for _, w in INVALID])
+def test_invalid_schemas_are_refused_naming_the_problem(schema: Any, word: str) -> None:
+    with pytest.raises(GrammarError) as info:
+        JsonSchema(schema)
+    message = str(info.value)
+    assert message.startswith("JsonSchema(") and word in message
 
 
-def test_oneof_disjointness() -> None:
-    compile_schema({"oneOf": [{"const": 1}, {"const": 2}]})
-    compile_schema({"oneOf": [{"type": "string"}, {"type": "array"}]})
-    with pytest.raises(UnsupportedSchemaError):
-        compile_schema({"oneOf": [{"type": "object"}, {"properties": {"a": {"type": "integer"}}}]})
-    with pytest.raises(UnsupportedSchemaError):
-        compile_schema({"oneOf": [{"const": 1}, {"const": 1.0}]})
+def test_schema_as_json_text_and_equality() -> None:
+    schema = {"type": "boolean"}
+    a, b = JsonSchema(json.dumps(schema)), JsonSchema(schema)
+    assert a == b and hash(a) == hash(b) and a.schema == schema
+    r = generate(a, 3)
+    assert r.raise_for_error().text in ("true", "false")
+    with pytest.raises(GrammarError, match="not valid JSON"):
+        JsonSchema("{'type': 'boolean'}")
+    with pytest.raises(GrammarError, match="object or a boolean"):
+        JsonSchema(42)  # type: ignore[arg-type]
 
 
-@given(
-    lo=st.one_of(st.none(), st.floats(-1e4, 1e4, allow_nan=False)),
-    width=st.floats(0.001, 1e4, allow_nan=False),
-    exclusive=st.booleans(),
-    integer=st.booleans(),
-    seed=st.integers(0, 1000),
-)
-@settings(max_examples=40, deadline=None)
-def test_number_bounds_hold(
-    tok: Any, lo: float | None, width: float, exclusive: bool, integer: bool, seed: int
-) -> None:
-    schema: dict[str, Any] = {"type": "integer" if integer else "number"}
-    hi = (lo if lo is not None else 0.0) + width
-    if lo is not None:
-        schema["exclusiveMinimum" if exclusive else "minimum"] = lo
-    schema["exclusiveMaximum" if exclusive else "maximum"] = hi
-    try:
-        compile_schema(schema)
-    except UnsupportedSchemaError as exc:
-        assert exc.feature == "unsatisfiable schema"  # e.g. no integer in a narrow range
-        return
-    r = generate(tok, schema, seed, max_tokens=40)
-    assert r.error is None, r.error
-    jsonschema.validate(json.loads(r.text), schema)
+def test_value_is_none_until_the_json_is_whole() -> None:
+    runner = StrategyRunner(JsonSchema({"type": "array", "items": {"type": "integer"}}), TOK)
+    runner.added(TOK.encode("[1,", add_special_tokens=False))
+    assert runner.value() is None and not runner.state.complete
+    runner.added(TOK.encode("2]", add_special_tokens=False))
+    assert runner.value() == [1, 2] and runner.done
 
 
-@pytest.mark.parametrize("budget", [8, 10, 14, 20, 40])
-def test_budget_closes_the_document(tok: Any, budget: int) -> None:
-    schema = next(s for _, n, s in SCHEMAS if n == "recursive_tree")
-    for seed in range(3):
-        r = generate(tok, schema, seed, max_tokens=budget)
-        assert r.finish_reason == "stop" and len(r.completion_tokens) <= budget
-        jsonschema.validate(json.loads(r.text), schema)
+def test_json_object_accepts_any_object() -> None:
+    text = '{"a":[1,{"b":null}],"c":"d"}'
+    r = run_mod(constrain(JsonSchema({"type": "object"})), TOK, ScriptedModel.text(TOK, text))
+    assert json.loads(r.raise_for_error().text) == json.loads(text)

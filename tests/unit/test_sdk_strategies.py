@@ -216,15 +216,17 @@ def test_one_token() -> None:
         OneToken(["blue green"]).start(TOK)
 
 
-def test_large_masks_use_a_masked_row() -> None:
+def test_large_masks_use_a_packed_bitmask() -> None:
+    """Beyond SPARSE_LIMIT ids a mask is an allow_bitmask; the logits are never read."""
     logits = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
-    event = ForwardPass("r", 0, logits)
+    event = ForwardPass("r", 0, lambda: pytest.fail("the mask read the logits"))  # type: ignore[arg-type,return-value]
     builder = ActionBuilder(event)
     ids = np.arange(0, 5000, 2, dtype=np.int64)
     big = mask_action(builder, event, ids)
     small = mask_action(builder, event, ids[:10])
-    assert isinstance(big, AdjustedLogits) and big.logits is not None and ids.size > SPARSE_LIMIT
-    assert isinstance(small, AdjustedLogits) and small.allow is not None
+    assert isinstance(big, AdjustedLogits) and big.allow_bitmask is not None
+    assert big.logits is None and big.allow is None and ids.size > SPARSE_LIMIT
+    assert isinstance(small, AdjustedLogits) and small.allow == tuple(ids[:10].tolist())
     expected = np.full(5000, -np.inf, dtype=np.float32)
     expected[ids] = logits[ids]
     assert np.array_equal(big.apply(logits), expected)

@@ -1,23 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Constrained-generation strategies: logit masks and forced tokens, vectorised with numpy.
+"""Constrained-generation strategies: logit masks and forced tokens.
 
-Masks come from token tables cached per tokenizer (:mod:`quote.sdk.tokens`);
-no step loops over the vocabulary in Python.
+``Choices`` and ``OneToken`` walk their strings' own tokens. ``Regex``, ``Until``,
+``UntilAny``, ``Chars``, ``ListOf``, ``JsonSchema`` and ``Grammar`` are enforced by an
+llguidance matcher (:mod:`quote.sdk.grammar`), one per answer: masks come packed
+(``AdjustedLogits.allow_bitmask``, or an ``allow`` list when small), forced text comes
+as the grammar's fast-forward tokens in one ``ForceTokens``, and
+:meth:`StrategyRunner.backtrack` rolls the matcher back.
 """
 
-from quote.sdk.strategies.automaton import CharDFA, PatternError, TokenIndex, escape
-from quote.sdk.strategies.base import (
-    SPARSE_LIMIT,
-    Strategy,
-    StrategyError,
-    StrategyRunner,
-    StrategyState,
-    mask_action,
-)
+from quote.sdk.grammar import GrammarError, GrammarTimeout
+from quote.sdk.strategies.base import SPARSE_LIMIT, Strategy, StrategyError, StrategyState
 from quote.sdk.strategies.builtin import (
     CHAR_CLASSES,
     Chars,
     Choices,
+    Grammar,
+    JsonSchema,
     ListOf,
     OneToken,
     Regex,
@@ -25,13 +24,23 @@ from quote.sdk.strategies.builtin import (
     UntilAny,
 )
 from quote.sdk.strategies.constrain import constrain
+from quote.sdk.strategies.llg import GrammarState, GrammarStrategy
+from quote.sdk.strategies.masks import bitmask_action, mask_action
+from quote.sdk.strategies.patterns import PatternError, escape
+from quote.sdk.strategies.runner import StrategyRunner
+from quote.sdk.strategies.text import TextStrategy
 
 __all__ = [
     "CHAR_CLASSES",
     "SPARSE_LIMIT",
-    "CharDFA",
     "Chars",
     "Choices",
+    "Grammar",
+    "GrammarError",
+    "GrammarState",
+    "GrammarStrategy",
+    "GrammarTimeout",
+    "JsonSchema",
     "ListOf",
     "OneToken",
     "PatternError",
@@ -40,9 +49,10 @@ __all__ = [
     "StrategyError",
     "StrategyRunner",
     "StrategyState",
-    "TokenIndex",
+    "TextStrategy",
     "Until",
     "UntilAny",
+    "bitmask_action",
     "constrain",
     "escape",
     "mask_action",
