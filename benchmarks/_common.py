@@ -134,7 +134,8 @@ class Stepper:
     ``mods`` are attached to every request (QuotePipeline only); an empty list leaves the
     requests without mods (Quote then takes MAX's stock step). ``stock_step`` steps with MAX's
     own ``TextGenerationPipeline.execute`` even on a ``QuotePipeline`` (same weights and cache:
-    a baseline free of differences between pipeline instances).
+    a baseline free of differences between pipeline instances). ``constraint`` is Quote's
+    built-in structured output for every request (``quote.hot.constraint``).
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class Stepper:
         mods: Sequence[Any] = (),
         ignore_eos: bool = True,
         stock_step: bool = False,
+        constraint: dict[str, Any] | None = None,
     ) -> None:
         from quote.hot.state import RequestOptions
         from quote.pipelines.local import LocalEngine, Request
@@ -159,7 +161,7 @@ class Stepper:
                 prompt=list(p),
                 max_new_tokens=max_new_tokens,
                 ignore_eos=ignore_eos,
-                options=RequestOptions(mods=list(mods)),
+                options=RequestOptions(mods=list(mods), constraint=constraint),
             )
             for p in prompts
         ]
@@ -172,7 +174,7 @@ class Stepper:
         )
         self.quote = hasattr(self.pipeline, "set_request_options")
         for i, ctx in self.live.items():
-            if self.quote and reqs[i].options.mods:
+            if self.quote and (reqs[i].options.mods or constraint is not None):
                 self.pipeline.set_request_options(ctx.request_id, reqs[i].options)
             self.kv.claim(ctx, replica_idx=0)
 

@@ -39,6 +39,7 @@ from quote.sdk.actions import (
 )
 from quote.sdk.errors import InvalidActionError
 from quote.sdk.events import Added, Event, ForwardPass, Prefilled, Sampled
+from quote.sdk.grammar import fill_masks
 
 __all__ = ["execute"]
 
@@ -184,6 +185,7 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
     if proc is not None and _sampler_keeps_logits(pipeline, flat):
         run_sampler(proc, flat, outputs, outputs.next_token_logits)
     chunked = {id(c) for c in flat if c.tokens.actively_chunked}
+    grammar_masks(pipeline, live, chunked)  # on the host while the device runs the forward
     host, changed = dispatch_forward_pass(pipeline, live, outputs, chunked)
     sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc, changed)
     for r in live:
@@ -264,10 +266,27 @@ def dispatch_forward_pass(
     return host, changed
 
 
+def grammar_masks(pipeline: Any, live: list[_Row], chunked: set[int]) -> None:
+    """Next-token masks of the built-in constraints, all rows at once (in parallel)."""
+    rows = [
+        r
+        for r in live
+        if r.st.constraint is not None and not r.st.finished and id(r.ctx) not in chunked
+    ]
+    if not rows:
+        return
+    masks = fill_masks(
+        [r.st.constraint.matcher for r in rows if r.st.constraint], int(pipeline.vocab_size)
+    )
+    for r, m in zip(rows, masks, strict=True):
+        r.grammar_mask = m
+
+
 def constrain(row: _Row) -> None:
     """The built-in constraint's turn, after the mods': force what the grammar forces,
     else mask the sample to what it allows (on the device when the bitmask sampler exists)."""
     st, g = row.st, row.st.constraint
+    mask, row.grammar_mask = row.grammar_mask, None
     if g is None or st.finished or row.suppressed:
         return
     forced = g.forced()
@@ -276,7 +295,8 @@ def constrain(row: _Row) -> None:
         row.suppressed = True
         return
     assert row.batch is not None
-    mask = g.mask(row.batch.width)
+    if mask is None:
+        mask = g.mask(row.batch.width)
     if row.device_masks:
         row.grammar_mask = mask
     else:

@@ -30,6 +30,7 @@ __all__ = [
     "GrammarTimeout",
     "Matcher",
     "compile_grammar",
+    "fill_masks",
     "llg_tokenizer",
 ]
 
@@ -197,3 +198,22 @@ class Matcher:
     def accepting(self) -> bool:
         """Whether the text so far is a complete match (the request may end here)."""
         return bool(self._m.is_accepting())
+
+
+_EXECUTOR: Any = None
+
+
+def fill_masks(matchers: Sequence[Matcher], width: int) -> np.ndarray:
+    """Every matcher's next-token mask, computed in parallel (llguidance's thread pool, the
+    GIL released): one packed int32 row of ``ceil(width / 32)`` words per matcher."""
+    global _EXECUTOR
+    import llguidance
+
+    if _EXECUTOR is None:
+        _EXECUTOR = llguidance.LLExecutor()
+    words = max((width + 31) // 32, *((m.vocab_size + 31) // 32 for m in matchers))
+    out = np.zeros((len(matchers), words), dtype=np.int32)
+    _EXECUTOR.unsafe_compute_mask_ptr(
+        [(m._m, i) for i, m in enumerate(matchers)], out.ctypes.data, words * 4, len(matchers)
+    )
+    return out[:, : (width + 31) // 32]

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Throughput of JSON-schema-constrained requests vs the same requests unconstrained.
+
+Both configurations run on one pipeline, their batches claimed side by side and stepped
+alternately (noise hits both alike); the constrained batch uses Quote's built-in
+structured output (llguidance mask on the device bitmask sampler every step, fast-forward
+tokens in chunks), the unconstrained one takes MAX's stock step. Reported per batch size:
+median decode-step time while the batch is full, tokens per second, and the ratio.
+
+    python benchmarks/bench_constrained.py --batch-sizes 1,16,64           # CPU, tiny model
+    python benchmarks/bench_constrained.py --devices gpu --model DIR ...   # H100/H200
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from _common import (
+    Stepper,
+    add_common_args,
+    load_kwargs,
+    machine_info,
+    markdown_table,
+    model_dir,
+    random_prompt,
+    write_json,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "minLength": 40, "maxLength": 60},
+        "body": {"type": "string", "minLength": 400, "maxLength": 400},
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+    },
+    "required": ["title", "body", "score"],
+    "additionalProperties": False,
+}
+"""Long enough that every request stays live for the measured steps (random weights)."""
+
+
+def measure(loaded: Any, batch: int, steps: int, prompt_len: int, reps: int) -> dict[str, float]:
+    """Interleaved constrained / unconstrained batches; per-step medians over ``reps`` runs."""
+    vocab = int(loaded.pipeline.vocab_size)
+    tok_len = len(loaded.hf_tokenizer)
+    times: dict[str, list[float]] = {"free": [], "json": []}
+    tokens: dict[str, list[float]] = {"free": [], "json": []}
+    for rep in range(reps):
+        prompts = [
+            random_prompt(prompt_len, min(vocab, tok_len), 1000 * rep + i) for i in range(batch)
+        ]
+        runs = {
+            "free": Stepper(loaded, prompts, max_new_tokens=steps + 2),
+            "json": Stepper(
+                loaded, prompts, max_new_tokens=steps + 2, constraint={"schema": SCHEMA}
+            ),
+        }
+        for s in runs.values():
+            s.step()  # prefill
+        for _ in range(steps):
+            for name, s in runs.items():
+                if len(s.live) == batch:
+                    before = sum(len(t) for t in s.out.tokens)
+                    dt = s.step()
+                    times[name].append(dt)
+                    tokens[name].append((sum(len(t) for t in s.out.tokens) - before) / dt)
+        for s in runs.values():
+            while not s.done:
+                s.step()
+            s.close()
+    free_ms = statistics.median(times["free"]) * 1e3
+    json_ms = statistics.median(times["json"]) * 1e3
+    return {
+        "batch": batch,
+        "free_ms": free_ms,
+        "json_ms": json_ms,
+        "free_tok_s": statistics.median(tokens["free"]),
+        "json_tok_s": statistics.median(tokens["json"]),
+        "ratio": free_ms / json_ms,
+        "json_steps": len(times["json"]),
+    }
+
+
+def main() -> None:
+    """Run each batch size and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser, reps=3, out="benchmarks/results/constrained.json")
+    parser.add_argument("--batch-sizes", default="1,16,64")
+    parser.add_argument("--steps", type=int, default=48)
+    parser.add_argument("--prompt-len", type=int, default=64)
+    a = parser.parse_args()
+    from quote.pipelines.loader import load_pipeline
+
+    batches = [int(b) for b in a.batch_sizes.split(",")]
+    loaded = load_pipeline(
+        model_dir(a.model),
+        devices=a.devices,
+        max_batch_size=2 * max(batches),
+        max_length=1024,
+        **load_kwargs(a),
+    )
+    rows = [measure(loaded, b, a.steps, a.prompt_len, a.reps) for b in batches]
+    print(
+        markdown_table(
+            [
+                "batch",
+                "unconstrained ms/step",
+                "json ms/step",
+                "unconstrained tok/s",
+                "json tok/s",
+                "ratio (json/unconstrained throughput)",
+            ],
+            [
+                [
+                    r["batch"],
+                    r["free_ms"],
+                    r["json_ms"],
+                    r["free_tok_s"],
+                    r["json_tok_s"],
+                    r["ratio"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    write_json(a.out, {"machine": machine_info(a.devices), "args": vars(a), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
