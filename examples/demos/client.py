@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         return client.chat.completions.create(
             model=f"{served}/{mod}",
             messages=extra.pop("messages", [{"role": "user", "content": content}]),
-            max_tokens=24,
+            max_tokens=extra.pop("max_tokens", 24),
             **extra,
         )
 
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         ("replace_phrase", "Where is the data?", {"extra_body": quote_args}),
         ("stop_early", "Tell me a story.", {}),
         ("rewrite_prompt", "What is Quote?", {}),
+        ("json_report", "The weather as JSON:", {"max_tokens": 48}),
     ]:
         reply = chat(mod, content, **extra)
         print(f"{mod}: {reply.choices[0].message.content!r} ({reply.choices[0].finish_reason})")

@@ -14,6 +14,8 @@ mod                    action              what it does
                                            ``get_weather`` call; once the tool result is
                                            in the conversation, answers from it
 ``rewrite_prompt``     AdjustedPrefill     prepends an instruction to the prompt
+``json_report``        a strategy          the answer is JSON for :data:`REPORT` (the
+                                           ``JsonSchema`` strategy: masks and forced text)
 =====================  ==================  =============================================
 
 Per-request settings come from ``RequestOptions.args`` (over HTTP:
@@ -40,13 +42,16 @@ from quote.sdk import (
     mod,
     tokenize,
 )
+from quote.sdk.strategies import JsonSchema, constrain
 from quote.sdk.tokens import token_table
 
 __all__ = [
-    "WEATHER_TOOL",
     "DEMOS",
     "GREETING",
+    "REPORT",
+    "WEATHER_TOOL",
     "greeting",
+    "json_report",
     "no_letter_e",
     "replace_phrase",
     "rewrite_prompt",
@@ -218,6 +223,24 @@ def rewrite_prompt(event: Event, actions: ActionBuilder, tokenizer: Any) -> Acti
     return actions.adjust_prefill(head + prefix + prompt[len(head) :])
 
 
+# ----------------------------------------------------------------------------- a strategy
+REPORT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 12},
+        "celsius": {"type": "integer", "minimum": -40, "maximum": 50},
+        "sky": {"enum": ["sunny", "cloudy", "rain"]},
+    },
+    "required": ["city", "celsius", "sky"],
+    "additionalProperties": False,
+}
+"""The schema of ``json_report``'s answer."""
+
+json_report = constrain(JsonSchema(REPORT), name="json_report", hold_back=0)
+"""The answer is one JSON value valid against :data:`REPORT`: the strategy masks each step
+(``AdjustedLogits``), forces the fixed text (``{"city":"``...) with ``ForceTokens`` and ends
+with EOS once the value is complete."""
+
 DEMOS: dict[str, ModDefinition] = {
     "greeting": greeting,
     "no_letter_e": no_letter_e,
@@ -225,5 +248,6 @@ DEMOS: dict[str, ModDefinition] = {
     "stop_early": stop_early,
     "weather_tool": weather_tool,
     "rewrite_prompt": rewrite_prompt,
+    "json_report": json_report,
 }
 """Every demo by its served name (``"<served>/<name>"``)."""

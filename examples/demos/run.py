@@ -59,6 +59,7 @@ def demo_requests(tokenizer: Any) -> dict[str, tuple[str, RequestOptions]]:
             RequestOptions(mods=[DEMOS["weather_tool"]], conversation=weather),
         ),
         "rewrite_prompt": ("What is Quote?", RequestOptions(mods=[DEMOS["rewrite_prompt"]])),
+        "json_report": ("The weather as JSON:", RequestOptions(mods=[DEMOS["json_report"]])),
     }
 
 
@@ -81,10 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     engine = LocalEngine(loaded)
     for name, (prompt, options) in demo_requests(tok).items():
         ids = [int(t) for t in tok.encode(prompt)]
+        # json_report ends its answer with EOS, so it must not be ignored (and gets room).
+        json_demo = name == "json_report"
+        n = max(args.max_tokens, 48) if json_demo else args.max_tokens
         base, res = engine.generate(
             [
-                Request(ids, args.max_tokens, ignore_eos=True),
-                Request(ids, args.max_tokens, ignore_eos=True, options=options),
+                Request(ids, n, ignore_eos=True),
+                Request(ids, n, ignore_eos=not json_demo, options=options),
             ]
         )
         print(f"== {name}  (prompt {prompt!r})")

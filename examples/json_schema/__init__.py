@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: Apache-2.0
-"""JSON-schema-guaranteed output: a mod that keeps the completion valid for a schema."""
+"""Structured output: ``response_format`` with the ``openai`` client, and a ``JsonSchema`` mod."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from json_oracle import check_json
 
-from examples.demos.mods import DEMOS, GREETING, tokens_containing
+from examples.demos.mods import DEMOS, GREETING, REPORT, tokens_containing
 from examples.demos.run import WEATHER_TOOL, demo_requests
 from quote.hot.state import RequestOptions
 from quote.pipelines.local import LocalEngine, Request
@@ -147,6 +148,19 @@ def test_rewritten_prompt_gives_the_rewritten_output(
     (r,) = engine.generate([req(prompt, mods=[DEMOS["rewrite_prompt"]], args={"prefix": prefix})])
     assert r.tokens == ref.tokens and r.tokens != base.tokens
     assert r.final_sequence[: len(rewritten)] == rewritten
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_report_is_valid_json(
+    engine: LocalEngine, tok: Any, prompt: list[int], stream: bool
+) -> None:
+    """The strategy demo: every sampled answer validates against REPORT, ended by EOS."""
+    options = RequestOptions(mods=[DEMOS["json_report"]], stream=stream)
+    reqs = [Request(prompt, 64, temperature=1.0, seed=s, options=options) for s in range(4)]
+    for r in engine.generate(reqs):
+        assert r.error is None and r.finish_reason == "stop", r.error
+        assert r.tokens[-1] == tok.eos_token_id
+        check_json(tok.decode(r.tokens, skip_special_tokens=True), REPORT)
 
 
 def test_demo_requests_all_run(engine: LocalEngine, tok: Any) -> None:
