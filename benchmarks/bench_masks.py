@@ -6,8 +6,8 @@ Usage: ``python benchmarks/bench_masks.py [--steps N] [--seed S]``
 For each strategy, a random walk through valid answers calls the strategy's
 per-step ``forward`` (the mask action a mod returns at ``ForwardPass``) and
 times it; "apply" is the cost of applying that action to the float32 logits
-row (what the engine does). One-time costs (token table, first visit of an
-automaton state) are reported separately.
+row (what the engine does on the host). One-time costs (token table, llguidance tokenizer and
+grammar compile, first mask) are reported separately.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def bench(
                 apply_us.append((time.perf_counter_ns() - t) / 1e3)
                 allowed = np.flatnonzero(np.isfinite(row))
                 sizes.append(int(allowed.size))
-                paths.add("allow" if action.allow is not None else "row")
+                paths.add("allow" if action.allow is not None else "bitmask")
                 choice = [int(rng.choice(allowed))]
                 if runner.state.complete and choice[0] == runner.end_token:
                     runner.sampled(choice[0])

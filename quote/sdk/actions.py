@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from quote.sdk.bitmask import as_bitmask, unpack_bitmask
 from quote.sdk.errors import InvalidActionError
 from quote.sdk.events import Added, ForwardPass, Prefilled, Sampled
 
@@ -42,29 +43,6 @@ def _tokens(values: Iterable[int], what: str) -> tuple[int, ...]:
             raise InvalidActionError(f"{what}: token ids must be integers, got {v!r}")
         out.append(int(v))
     return tuple(out)
-
-
-def _bitmask(value: Any) -> npt.NDArray[np.int32]:
-    arr = np.asarray(value)
-    if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu" or arr.dtype.itemsize != 4:
-        raise InvalidActionError(
-            "AdjustedLogits: allow_bitmask must be a non-empty 1-D array of 32-bit words, "
-            f"got dtype {arr.dtype} and shape {arr.shape}"
-        )
-    arr = np.ascontiguousarray(arr).view(np.int32)
-    if not arr.any():
-        raise InvalidActionError("AdjustedLogits: allow_bitmask allows no token")
-    return arr
-
-
-def unpack_bitmask(words: npt.NDArray[np.int32], vocab: int) -> npt.NDArray[np.bool_]:
-    """The ``bool[vocab]`` keep-mask of a packed bitmask (tokens past its words: ``False``)."""
-    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")
-    if bits.shape[0] >= vocab:
-        return bits[:vocab].astype(bool)
-    keep = np.zeros(vocab, dtype=bool)
-    keep[: bits.shape[0]] = bits.astype(bool)
-    return keep
 
 
 @dataclass(frozen=True)
@@ -159,7 +137,7 @@ class AdjustedLogits:
         if self.temperature is not None and not (self.temperature >= 0.0):
             raise InvalidActionError("AdjustedLogits: temperature must be >= 0")
         if self.allow_bitmask is not None:
-            object.__setattr__(self, "allow_bitmask", _bitmask(self.allow_bitmask))
+            object.__setattr__(self, "allow_bitmask", as_bitmask(self.allow_bitmask))
 
     def token_ids(self) -> list[int]:
         """Every token id this action names (for vocabulary checks)."""

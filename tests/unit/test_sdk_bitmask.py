@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quote.sdk import ActionBuilder, AdjustedLogits, ForwardPass, InvalidActionError
-from quote.sdk.actions import unpack_bitmask
-from quote.sdk.strategies.masks import bitmask_ids, pack_ids, popcount, set_bit
+from quote.sdk.bitmask import bitmask_ids, pack_ids, popcount, set_bit, unpack_bitmask
 
 pytestmark = pytest.mark.unit
 

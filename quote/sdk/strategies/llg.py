@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from quote.sdk.bitmask import bitmask_ids
 from quote.sdk.grammar import (
     DEFAULT_BUDGET_S,
     GrammarError,
@@ -31,7 +32,6 @@ from quote.sdk.grammar import (
 )
 from quote.sdk.strategies.base import Strategy, StrategyError, StrategyState
 from quote.sdk.strategies.llg_tokenizer import strategy_tokenizer
-from quote.sdk.strategies.masks import bitmask_ids
 from quote.sdk.tokens import TokenTable, token_table
 
 __all__ = ["GRAMMAR_CACHE_SIZE", "GrammarState", "GrammarStrategy"]

@@ -12,42 +12,12 @@ import numpy as np
 import numpy.typing as npt
 
 from quote.sdk.actions import Action
+from quote.sdk.bitmask import bitmask_ids, pack_ids, popcount
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.events import ForwardPass
 from quote.sdk.strategies.base import SPARSE_LIMIT
 
-__all__ = ["bitmask_action", "bitmask_ids", "mask_action", "pack_ids", "popcount", "set_bit"]
-
-
-def popcount(words: npt.NDArray[np.int32]) -> int:
-    """How many bits are set in a packed bitmask."""
-    u = np.ascontiguousarray(words).view(np.uint32)
-    if hasattr(np, "bitwise_count"):
-        return int(np.bitwise_count(u).sum())
-    return int(np.unpackbits(u.view(np.uint8)).sum())  # numpy < 2.0
-
-
-def bitmask_ids(words: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
-    """The sorted token ids set in a packed bitmask."""
-    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")
-    return np.flatnonzero(bits).astype(np.int64)
-
-
-def pack_ids(ids: npt.NDArray[np.int64], width: int) -> npt.NDArray[np.int32]:
-    """A packed bitmask of ``ceil(width / 32)`` words with ``ids`` set."""
-    keep = np.zeros(((width + 31) // 32) * 32, dtype=bool)
-    keep[ids] = True
-    return np.packbits(keep, bitorder="little").view("<i4").astype(np.int32)
-
-
-def set_bit(words: npt.NDArray[np.int32], token: int) -> npt.NDArray[np.int32]:
-    """``words`` with ``token``'s bit set (grown when ``token`` lies past its end)."""
-    need = token // 32 + 1
-    if need > words.shape[0]:
-        words = np.concatenate([words, np.zeros(need - words.shape[0], dtype=np.int32)])
-    u = words.view(np.uint32)
-    u[token // 32] |= np.uint32(1 << (token % 32))
-    return words
+__all__ = ["bitmask_action", "mask_action"]
 
 
 def bitmask_action(

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from quote.sdk.actions import Action
+from quote.sdk.bitmask import popcount, set_bit
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.events import ForwardPass
 from quote.sdk.strategies.base import _DEFAULT, Strategy, StrategyError
-from quote.sdk.strategies.masks import bitmask_action, mask_action, popcount, set_bit
+from quote.sdk.strategies.masks import bitmask_action, mask_action
 from quote.sdk.tokens import token_table
 
 __all__ = ["StrategyRunner"]
