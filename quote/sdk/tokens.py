@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """Token tables: the decoded text of every token id, cached once per tokenizer.
 
-Strategies build their masks from these tables with vectorised numpy, so the
-per-step cost never includes a Python loop over the vocabulary.
+Strategies keep their per-tokenizer caches here (``Choices`` tries, the llguidance
+tokenizer and compiled grammars), and mods use the texts to pick tokens (a ban list of
+every token containing a letter, say) without a per-step loop over the vocabulary.
 
 Decoding rules: byte-level BPE tokens (GPT-2 style ``Ġ`` alphabet) are mapped
 back to bytes; SentencePiece tokens (``▁`` for space, ``<0xNN>`` byte
 fallbacks) likewise; other tokenizers fall back to ``decode([id])``. A token
 whose bytes are not valid UTF-8 on their own (a fragment of a multi-byte
-character) and special tokens have no text (``None``): text strategies never
-allow them.
+character) and special tokens have no text (``None``). (The llguidance strategies work
+on token bytes instead, so they do allow such fragments where a character may follow.)
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class TokenTable:
         self._order: npt.NDArray[np.int64] | None = None
         self._uniq: npt.NDArray[np.int32] | None = None
         self._lock = threading.Lock()
-        #: Per-table cache for strategies (automaton indexes keyed by pattern).
+        #: Per-table cache for strategies (tries, the llguidance tokenizer, compiled grammars).
         self.cache: dict[Any, Any] = {}
 
     @classmethod
