@@ -68,6 +68,8 @@ class RequestInfo:
         conversation: The chat context (empty for text completions).
         mod_args: Per-request arguments for mods (``chat_template_kwargs.quote.args``).
         logs: Mod log lines recorded for the request trace.
+        choice_index: Which of the request's ``n`` choices this generation is (0 when
+            ``n`` is 1); each choice runs its own mod instances.
     """
 
     request_id: str
@@ -75,6 +77,7 @@ class RequestInfo:
     mod_args: dict[str, Any] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     max_logs: int = 256
+    choice_index: int = 0
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

@@ -132,5 +132,6 @@ def select(
         "ticket": uuid.uuid4().hex,
         "constraint": constraint,
         "no_tools": no_tools,
+        "choice_index": 0,  # set per choice when a request asks for n > 1
     }
     return Selection(body, mods, options)

@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["ServerProcess", "free_port", "register_mod"]
@@ -70,6 +70,8 @@ class ServerProcess:
     ``env`` entries are added to the environment (``QUOTE_ADMIN_KEY`` and ``QUOTE_RELOAD``
     are not inherited from this process, only taken from ``env``). Without
     ``max_batch_size`` MAX picks its default (1 on CPU: concurrent requests queue).
+    ``extra_args`` go on the command line after Quote's own flags (``quote serve`` passes
+    flags it does not know to ``max serve``, e.g. ``--enable-prefix-caching``).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class ServerProcess:
         max_length: int = 2048,
         max_batch_size: int | None = None,
         env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -96,7 +99,7 @@ class ServerProcess:
         cmd += ["--devices", devices, "--port", str(self.port), "--max-length", str(max_length)]
         if max_batch_size is not None:
             cmd += ["--max-batch-size", str(max_batch_size)]
-        self.cmd = cmd + ["--mods-dir", str(mods_dir)]
+        self.cmd = cmd + ["--mods-dir", str(mods_dir), *extra_args]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 self.cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,10 +20,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from quote.pipelines.context import pending_options
+from quote.server import fanout
 from quote.server.admin import registry
 from quote.server.admin import router as admin_router
+from quote.server.failures import guard_stream, unless_worker_dies, worker_died
 from quote.server.options import QuoteHTTPError, error_body, select
+from quote.server.params import check_limits, check_model, check_params
+from quote.server.shaping import Shape, echo_texts
 from quote.server.structured import check_constraint
 from quote.server.worker_link import link
 
@@ -109,88 +111,40 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     served = request.app.state.pipeline.model_name
     reg = registry()
     try:
-        _check_limits(body, _max_routes()._resolve_max_model_len(request))
+        check_model(body.get("model"), served, _lora_names(request))
+        n = check_params(body, chat=chat)
+        check_limits(body, _max_routes()._resolve_max_model_len(request))
         sel = select(body, served, lambda name: reg.spec(name) is not None, chat=chat)
         if sel.options is not None and sel.options.get("constraint") is not None:
             tokenizer = request.app.state.pipeline.tokenizer.delegate
             await check_constraint(sel.options["constraint"], tokenizer)
+        echo = _echo(request, body) if not chat and body.get("echo") else ()
     except QuoteHTTPError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
-    pending_options.set(sel.options)
-    response = await _unless_worker_dies(
-        handler(_with_body(request, json.dumps(sel.body).encode()))
-    )
-    if hasattr(response, "body_iterator"):
-        items = response.body_iterator
-        if sel.ticket is not None:
-            items = _finish_stream(items, sel.ticket, chat)
-        response.body_iterator = _guard_stream(items)
-        return response
-    if sel.ticket is None or isinstance(response, Response):
-        return response  # no Quote outcome to add, or MAX's own error response
-    return await _finish_json(jsonable_encoder(response), sel.ticket, chat)
-
-
-def _worker_died(reason: str) -> dict[str, Any]:
-    return error_body(
-        f"{reason}; the request was not completed and the server is shutting down",
-        "server_error",
-        "worker_died",
+    shape = Shape.of(sel.body, chat=chat, echo=echo)
+    plans = fanout.choice_plans(sel.body, sel.options, n)
+    results = await unless_worker_dies(fanout.call_all(request, handler, plans))
+    if isinstance(results, Response):
+        return results  # the worker died
+    if not sel.body.get("stream"):
+        return await fanout.join_responses(results, plans, shape, _finish_json)
+    return await fanout.join_stream_responses(
+        request, results, plans, shape, _finish_stream, guard_stream
     )
 
 
-async def _unless_worker_dies(call: Awaitable[Any]) -> Any:
-    """Await MAX's handler, or answer 503 at once if the model worker dies meanwhile."""
-    current = link()
-    if current is None:
-        return await call
-    task = asyncio.ensure_future(call)
-    death = current.death()
-    await asyncio.wait({task, death}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        return task.result()
-    task.cancel()
-    return JSONResponse(_worker_died(str(death.result())), status_code=503)
+def _lora_names(request: Request) -> list[str]:
+    queue = getattr(request.app.state.pipeline, "lora_queue", None)
+    return list(queue.list_loras()) if queue else []
 
 
-async def _guard_stream(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """Pass a stream's events on; if the worker dies mid-stream, end with an error and [DONE]."""
-    current = link()
-    if current is None:
-        async for item in items:
-            yield item
-        return
-    death = current.death()
-    it = aiter(items)
-    while True:
-        step = asyncio.ensure_future(anext(it))
-        try:
-            await asyncio.wait({step, death}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not step.done():
-                step.cancel()
-        if not step.done() or step.cancelled():
-            yield json.dumps(_worker_died(str(death.result())))
-            yield "[DONE]"
-            return
-        try:
-            item = step.result()
-        except StopAsyncIteration:
-            return
-        yield item
-
-
-def _check_limits(body: dict[str, Any], max_len: int | None) -> None:
-    """Reject ``max_tokens`` that no request could ever reach (OpenAI answers 400 too)."""
-    for key in ("max_tokens", "max_completion_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and max_len and value > max_len:
-            raise QuoteHTTPError(
-                400,
-                f"{key}={value} exceeds the model's maximum length of {max_len} tokens",
-                "invalid_request_error",
-                "context_length_exceeded",
-            )
+def _echo(request: Request, body: dict[str, Any]) -> tuple[str, ...]:
+    """The prompt text(s) that ``echo`` prepends (token-id prompts decoded)."""
+    tokenizer = request.app.state.pipeline.tokenizer.delegate
+    try:
+        return echo_texts(body.get("prompt"), lambda ids: str(tokenizer.decode(list(ids))))
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise QuoteHTTPError(400, f"invalid prompt token ids: {exc}", param="prompt") from exc
 
 
 def _with_body(request: Request, body: bytes) -> Request:
@@ -268,7 +222,7 @@ async def _finish_json(data: dict[str, Any], ticket: str, chat: bool) -> JSONRes
 def _lost() -> dict[str, Any]:
     current = link()
     if current is not None and current.dead is not None:
-        return _worker_died(current.dead)
+        return worker_died(current.dead)
     return error_body(
         "the request's outcome did not arrive from the model worker", "server_error", "outcome_lost"
     )
