@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from _common import (
@@ -28,6 +30,24 @@ from _common import (
     write_json,
 )
 
+RECORDS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 0},
+            "name": {"type": "string", "maxLength": 24},
+            "kind": {"enum": ["alpha", "beta", "gamma", "delta"]},
+            "active": {"type": "boolean"},
+            "score": {"type": "number"},
+        },
+        "required": ["id", "name", "kind", "active", "score"],
+        "additionalProperties": False,
+    },
+    "minItems": 40,
+}
+"""A typical record-list schema (integers, short strings, enums, booleans, numbers)."""
+
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -38,10 +58,13 @@ SCHEMA = {
     "required": ["title", "body", "score"],
     "additionalProperties": False,
 }
-"""Long enough that every request stays live for the measured steps (random weights)."""
+"""Long bounded strings (a costly lexer state for masks): every request stays live."""
+SCHEMAS = {"long-strings": SCHEMA, "records": RECORDS}
 
 
-def measure(loaded: Any, batch: int, steps: int, prompt_len: int, reps: int) -> dict[str, float]:
+def measure(
+    loaded: Any, batch: int, steps: int, prompt_len: int, reps: int, schema: Any = SCHEMA
+) -> dict[str, float]:
     """Interleaved constrained / unconstrained batches; per-step medians over ``reps`` runs."""
     vocab = int(loaded.pipeline.vocab_size)
     tok_len = len(loaded.hf_tokenizer)
@@ -54,7 +77,7 @@ def measure(loaded: Any, batch: int, steps: int, prompt_len: int, reps: int) -> 
         runs = {
             "free": Stepper(loaded, prompts, max_new_tokens=steps + 2),
             "json": Stepper(
-                loaded, prompts, max_new_tokens=steps + 2, constraint={"schema": SCHEMA}
+                loaded, prompts, max_new_tokens=steps + 2, constraint={"schema": schema}
             ),
         }
         for s in runs.values():
@@ -83,6 +106,21 @@ def measure(loaded: Any, batch: int, steps: int, prompt_len: int, reps: int) -> 
     }
 
 
+def with_tokenizer(model: Path, size: int) -> Path:
+    """A view of ``model`` (weights linked) with a synthetic ``size``-token tokenizer
+    (``_structured.synthetic_tokenizer``): mask costs as on Gemma 3's 262,144-token vocabulary."""
+    from _structured import synthetic_tokenizer
+
+    out = Path(tempfile.mkdtemp(prefix=f"quote-{size}-tok-"))
+    for f in model.iterdir():
+        if not f.name.startswith(("tokenizer", "special_tokens")):
+            (out / f.name).symlink_to(f.resolve())
+    corpus_dir = Path(__file__).parents[1] / "quote" / "tiny" / "corpus"
+    corpus = [p.read_text() for p in sorted(corpus_dir.glob("*.txt"))]
+    synthetic_tokenizer(corpus, size=size).save_pretrained(out)
+    return out
+
+
 def main() -> None:
     """Run each batch size and print one table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -90,18 +128,25 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,16,64")
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--prompt-len", type=int, default=64)
+    parser.add_argument("--schema", default="long-strings", choices=sorted(SCHEMAS))
+    parser.add_argument(
+        "--tokenizer-size", type=int, default=0, help="use a synthetic tokenizer of this size"
+    )
     a = parser.parse_args()
     from quote.pipelines.loader import load_pipeline
 
     batches = [int(b) for b in a.batch_sizes.split(",")]
+    model = model_dir(a.model)
+    if a.tokenizer_size:
+        model = with_tokenizer(model, a.tokenizer_size)
     loaded = load_pipeline(
-        model_dir(a.model),
+        model,
         devices=a.devices,
         max_batch_size=2 * max(batches),
         max_length=1024,
         **load_kwargs(a),
     )
-    rows = [measure(loaded, b, a.steps, a.prompt_len, a.reps) for b in batches]
+    rows = [measure(loaded, b, a.steps, a.prompt_len, a.reps, SCHEMAS[a.schema]) for b in batches]
     print(
         markdown_table(
             [

@@ -14,8 +14,10 @@ development mode this file is reloaded when it changes (see ``quote.hot.reloader
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from typing import Any
@@ -44,6 +46,9 @@ from quote.sdk.grammar import fill_masks
 __all__ = ["execute"]
 
 logger = logging.getLogger(__name__)
+
+FAST_FORWARD = os.environ.get("QUOTE_GRAMMAR_FAST_FORWARD", "1") != "0"
+"""Force a constraint's fast-forward tokens as one chunk (else: one masked sample each)."""
 
 MAX_EDIT_ROUNDS = 64
 """Most Added rounds in one step (a mod forcing at every Added would never stop)."""
@@ -181,11 +186,13 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
     # again) samples once, after the mods.
     edits_expected = any(r.st.edits_sampling for r in live)
     proc = None if edits_expected else sampling_processor(pipeline, flat, bitmask)
+    chunked = {id(c) for c in flat if c.tokens.actively_chunked}
+    masks = grammar_masks(pipeline, live, chunked)  # in a thread, while the forward launches
     outputs = pipeline._pipeline_model.execute(model_inputs=model_inputs)
     if proc is not None and _sampler_keeps_logits(pipeline, flat):
         run_sampler(proc, flat, outputs, outputs.next_token_logits)
-    chunked = {id(c) for c in flat if c.tokens.actively_chunked}
-    grammar_masks(pipeline, live, chunked)  # on the host while the device runs the forward
+    if masks is not None:
+        masks.result()
     host, changed = dispatch_forward_pass(pipeline, live, outputs, chunked)
     sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc, changed)
     for r in live:
@@ -266,20 +273,28 @@ def dispatch_forward_pass(
     return host, changed
 
 
-def grammar_masks(pipeline: Any, live: list[_Row], chunked: set[int]) -> None:
-    """Next-token masks of the built-in constraints, all rows at once (in parallel)."""
+_MASK_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quote-masks")
+
+
+def grammar_masks(pipeline: Any, live: list[_Row], chunked: set[int]) -> Any:
+    """Start computing the built-in constraints' next-token masks, all rows at once (in
+    parallel, off the GIL); returns the future (None when no row is constrained). The
+    masks depend only on tokens already consumed, so they overlap the forward pass."""
     rows = [
         r
         for r in live
         if r.st.constraint is not None and not r.st.finished and id(r.ctx) not in chunked
     ]
     if not rows:
-        return
-    masks = fill_masks(
-        [r.st.constraint.matcher for r in rows if r.st.constraint], int(pipeline.vocab_size)
-    )
-    for r, m in zip(rows, masks, strict=True):
-        r.grammar_mask = m
+        return None
+    width = int(pipeline.vocab_size)
+
+    def fill() -> None:
+        masks = fill_masks([r.st.constraint.matcher for r in rows if r.st.constraint], width)
+        for r, m in zip(rows, masks, strict=True):
+            r.grammar_mask = m
+
+    return _MASK_THREAD.submit(fill)
 
 
 def constrain(row: _Row) -> None:
@@ -289,7 +304,7 @@ def constrain(row: _Row) -> None:
     mask, row.grammar_mask = row.grammar_mask, None
     if g is None or st.finished or row.suppressed:
         return
-    forced = g.forced()
+    forced = g.forced() if FAST_FORWARD else None
     if forced:
         row.queue().append(("add", tuple(forced), True, CONSTRAINT))
         row.suppressed = True
@@ -307,7 +322,10 @@ def sampling_processor(pipeline: Any, flat: list[Any], bitmask: Any) -> Any:
     """MAX's ``FusedSamplingProcessor`` for the batch's sampling parameters and bitmask."""
     from max.pipelines.sampling import FusedSamplingProcessor
 
-    return FusedSamplingProcessor(
+    # A packed bitmask goes to the device through the pipeline's reused staging buffers:
+    # MAX's processor would allocate pinned memory for it at every step.
+    packed = bitmask is not None and bitmask.shape[1] != pipeline.vocab_size
+    proc = FusedSamplingProcessor(
         sampler=(
             pipeline._sampler_with_bitmask
             if bitmask is not None
@@ -318,9 +336,12 @@ def sampling_processor(pipeline: Any, flat: list[Any], bitmask: Any) -> Any:
         device=pipeline._sampler_device,
         pinned_new_tokens=pipeline._pinned_new_tokens,
         identity_logit_offsets=pipeline._identity_logit_offsets,
-        bitmask=bitmask,
+        bitmask=None if packed else bitmask,
         vocab_size=pipeline.vocab_size,
     )
+    if packed:
+        proc.tensor_bitmask = pipeline.quote_device_bitmask(bitmask)
+    return proc
 
 
 def sample(
@@ -477,7 +498,10 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
             sequence.deliver(ctx, st.prompt_len + end)
         if new or finished:
             res[ctx.request_id] = output(
-                request_id=ctx.request_id, tokens=new, final_status=ctx.status
+                request_id=ctx.request_id,
+                tokens=new,
+                final_status=ctx.status,
+                num_cached_tokens=ctx.cached_prefix_length,
             )
         if finished:
             generated = sequence.tokens_between(ctx, st.prompt_len, st.prompt_len + n_generated)

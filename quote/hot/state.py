@@ -36,6 +36,7 @@ class RequestOptions:
         constraint: Built-in structured output: ``{"schema": {...}, "tools": [...] | None}``
             (see :mod:`quote.hot.constraint`); None for free text.
         no_tools: ``tool_choice: "none"``: a mod's ``ToolCalls`` fails the request.
+        choice_index: Which of the request's ``n`` choices this generation is.
     """
 
     mods: Sequence[ModDefinition] = ()
@@ -45,6 +46,7 @@ class RequestOptions:
     conversation: Conversation = field(default_factory=Conversation)
     constraint: dict[str, Any] | None = None
     no_tools: bool = False
+    choice_index: int = 0
 
 
 @dataclass

@@ -51,6 +51,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self._stats_written = 0.0
         if getattr(self, "_sampler_with_bitmask", None) is None:
             self._sampler_with_bitmask: Any = self._compile_bitmask_sampler()
+        self._bitmask_buffers: dict[tuple[int, ...], tuple[Any, Any]] = {}
         self.channel = worker_channel()  # to the API process, under ``max serve``
         if self.channel is not None:
             self.channel.send("hello", pid=os.getpid())
@@ -129,6 +130,36 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         self._stats_written = now
         self.channel.send("stats", stats=self.quote_stats())
 
+    def quote_device_bitmask(self, packed: Any) -> Any:
+        """``packed`` (int32 ``[batch, words]``) on the sampler's device, through staging
+        buffers kept per shape (pinned host memory is slow to allocate at every step)."""
+        from max.driver import Buffer, Usage
+        from max.dtype import DType
+
+        shape = tuple(int(d) for d in packed.shape)
+        bufs = self._bitmask_buffers.pop(shape, None)
+        if bufs is None:
+            dev = self._sampler_device
+            if dev.is_host:
+                staging = Buffer(shape=shape, dtype=DType.int32, device=dev)
+                bufs = (staging, staging)
+            else:
+                staging = Buffer(
+                    shape=shape,
+                    dtype=DType.int32,
+                    device=dev,
+                    usage=Usage.STAGING | Usage.UNTRACKED,
+                )
+                bufs = (staging, Buffer(shape=shape, dtype=DType.int32, device=dev))
+        self._bitmask_buffers[shape] = bufs  # most recently used last
+        while len(self._bitmask_buffers) > 8:
+            del self._bitmask_buffers[next(iter(self._bitmask_buffers))]
+        staging, device_buf = bufs
+        staging.to_numpy()[:] = packed
+        if device_buf is not staging:
+            device_buf.inplace_copy_from(staging)
+        return device_buf
+
     # --- Quote API ----------------------------------------------------------------------
     def set_request_options(self, request_id: Any, options: RequestOptions) -> None:
         """Attach mods and options to a request before its first step."""
@@ -160,7 +191,12 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         if options is None and getattr(ctx, "quote_options", None):
             options, ticket, load_error = self._options_from_wire(str(ctx.quote_options))
         options = options if isinstance(options, RequestOptions) else RequestOptions()
-        info = RequestInfo(str(rid), conversation=options.conversation, mod_args=dict(options.args))
+        info = RequestInfo(
+            str(rid),
+            conversation=options.conversation,
+            mod_args=dict(options.args),
+            choice_index=options.choice_index,
+        )
         state = RequestState(
             request_id=str(rid),
             session=None,
@@ -237,6 +273,7 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
             ),
             constraint=data.get("constraint"),
             no_tools=bool(data.get("no_tools", False)),
+            choice_index=int(data.get("choice_index") or 0),
         )
         return options, ticket, None
 
