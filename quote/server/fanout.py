@@ -62,7 +62,7 @@ def choice_plans(body: dict[str, Any], options: dict[str, Any] | None, n: int) -
     return plans
 
 
-def _sub_request(request: Request, body: bytes, index: int) -> Request:
+def sub_request(request: Request, body: bytes, index: int = 0) -> Request:
     """``request`` with ``body`` (and, past choice 0, its own request id)."""
     scope = request.scope
     if index:
@@ -86,7 +86,7 @@ async def call_choice(request: Request, handler: Handler, plan: ChoicePlan, inde
     body, opts = plan
     pending_options.set(opts)
     try:
-        return await handler(_sub_request(request, json.dumps(body).encode(), index))
+        return await handler(sub_request(request, json.dumps(body).encode(), index))
     except HTTPException as exc:
         return max_error(exc)
 

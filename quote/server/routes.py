@@ -107,7 +107,7 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
             status_code=400,
         )
     if not isinstance(body, dict):
-        return await handler(_with_body(request, raw))  # MAX answers 400 itself
+        return await handler(fanout.sub_request(request, raw))  # MAX answers 400 itself
     served = request.app.state.pipeline.model_name
     reg = registry()
     try:
@@ -145,19 +145,6 @@ def _echo(request: Request, body: dict[str, Any]) -> tuple[str, ...]:
         return echo_texts(body.get("prompt"), lambda ids: str(tokenizer.decode(list(ids))))
     except (OverflowError, TypeError, ValueError) as exc:
         raise QuoteHTTPError(400, f"invalid prompt token ids: {exc}", param="prompt") from exc
-
-
-def _with_body(request: Request, body: bytes) -> Request:
-    sent = False
-
-    async def receive() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await request.receive()
-
-    return Request(request.scope, receive)
 
 
 async def _result(ticket: str) -> dict[str, Any] | None:

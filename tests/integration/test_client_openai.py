@@ -17,7 +17,7 @@ import openai
 import pydantic
 import pytest
 from client_matrix import cell, table
-from server_proc import openai_client, register_mod
+from server_proc import mod_server, openai_client
 
 from quote.server.process import ServerProcess
 
@@ -60,21 +60,11 @@ LOOKUP = {
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    d = tmp_path_factory.mktemp("client-openai")
-    srv = ServerProcess(
-        tiny_model,
-        mods_dir=d / "mods",
-        log=d / "server.log",
-        max_batch_size=8,
-        env={"QUOTE_ADMIN_KEY": KEY, "QUOTE_MAX_N": "4"},
-    )
-    try:
-        srv.wait_ready()
-        for name in ("noop", "tool", "which"):
-            register_mod(srv, KEY, name, MODS, name)  # type: ignore[arg-type]
+    workdir = tmp_path_factory.mktemp("client-openai")
+    with mod_server(
+        tiny_model, workdir, KEY, MODS, ("noop", "tool", "which"), QUOTE_MAX_N="4"
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

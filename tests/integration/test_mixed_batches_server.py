@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_proc import register_mod
+from server_proc import mod_server, served_name
 
 from quote.server.process import ServerProcess
 
@@ -43,21 +43,9 @@ PROMPTS = ["hi", "request number 1", "what is the time?"]
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    d = tmp_path_factory.mktemp("mixed-server")
-    srv = ServerProcess(
-        tiny_model,
-        mods_dir=d / "mods",
-        log=d / "server.log",
-        max_batch_size=8,
-        env={"QUOTE_ADMIN_KEY": KEY},
-    )
-    try:
-        srv.wait_ready()
-        for name in NAMES:
-            register_mod(srv, KEY, name, MODS, name)  # type: ignore[arg-type]
+    workdir = tmp_path_factory.mktemp("mixed-server")
+    with mod_server(tiny_model, workdir, KEY, MODS, NAMES) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _body(served: str, key: tuple[Any, ...]) -> dict[str, Any]:
@@ -106,7 +94,7 @@ async def _call(c: httpx.AsyncClient, body: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_concurrent_mixed_requests_equal_solo(server: ServerProcess) -> None:
-    served = str(httpx.get(server.base + "/v1/models").json()["data"][0]["id"])
+    served = served_name(server)
     rng = random.Random(14)
     solo: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     mismatches, checked = [], 0

@@ -19,7 +19,7 @@ import jsonschema
 import openai
 import pydantic
 import pytest
-from server_proc import register_mod
+from server_proc import mod_server, served_name
 
 from quote.server.process import ServerProcess
 
@@ -81,21 +81,11 @@ CHECKER = jsonschema.FormatChecker()
 
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    d = tmp_path_factory.mktemp("structured")
-    srv = ServerProcess(
-        tiny_model,
-        mods_dir=d / "mods",
-        log=d / "server.log",
-        max_batch_size=8,
-        env={"QUOTE_ADMIN_KEY": KEY},
-    )
-    try:
-        srv.wait_ready()
-        for name in ("mask", "backtrack", "tool", "badforce", "noop"):
-            register_mod(srv, KEY, name, MODS, name)  # type: ignore[arg-type]
+    workdir = tmp_path_factory.mktemp("structured")
+    with mod_server(
+        tiny_model, workdir, KEY, MODS, ("mask", "backtrack", "tool", "badforce", "noop")
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +95,7 @@ def client(server: ServerProcess) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def served(server: ServerProcess) -> str:
-    return str(httpx.get(server.base + "/v1/models").json()["data"][0]["id"])
+    return served_name(server)
 
 
 def _schema_format(schema: dict[str, Any], strict: bool = True) -> dict[str, Any]:
