@@ -67,6 +67,7 @@ class _Row:
         "grammar_mask",
         "index",
         "logits",
+        "lp_pos",
         "mask",
         "pending",
         "st",
@@ -86,6 +87,7 @@ class _Row:
         self.batch: _BatchLogits | None = None
         self.device_masks = False
         self.grammar_mask: np.ndarray | None = None
+        self.lp_pos = -1  # position this step's logits predict, while logprobs may be taken
 
     def queue(self) -> deque[tuple[str, Any, bool, str]]:
         """Edits waiting to be applied this step, in order (created on first use)."""
@@ -195,12 +197,52 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
         masks.result()
     host, changed = dispatch_forward_pass(pipeline, live, outputs, chunked)
     sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc, changed)
+    want_logprobs(live, outputs, chunked)
     for r in live:
         if chunked and id(r.ctx) in chunked:
             r.ctx.tokens.advance_chunk()
             pipeline.kv_manager.step(r.ctx)
         else:
             advance_request(pipeline, r, sampled[r.index])
+
+
+def want_logprobs(live: list[_Row], outputs: Any, chunked: set[int]) -> None:
+    """Rows whose request asked for logprobs keep this step's logits for the token that
+    enters next (see :func:`_logprob_entry`)."""
+    batch = next((r.batch for r in live if r.batch is not None), None)
+    for r in live:
+        if r.ctx.log_probabilities and id(r.ctx) not in chunked:
+            if r.batch is None:
+                batch = batch or _BatchLogits(outputs.next_token_logits)
+                r.batch = batch
+            r.lp_pos = sequence.length(r.ctx)
+
+
+def _logprob_entry(row: _Row, token: int, sampled: bool) -> Any:
+    """The logprob of ``token`` at the position this step's forward pass predicted: from the
+    distribution it was sampled from (the mods' edits and masks applied, before temperature)
+    when sampled, from the model's distribution when forced."""
+    from max.pipelines.context.log_probabilities import LogProbabilities
+
+    assert row.batch is not None
+    if sampled:
+        dist = row.current_logits()
+        if row.mask is not None:
+            dist = row.mask.apply(dist)
+        if row.grammar_mask is not None:
+            dist = apply_packed(dist, row.grammar_mask)
+    else:
+        dist = row.batch.row(row.index)
+    x = dist.astype(np.float64)
+    peak = float(np.max(x))
+    lp = x - (peak + np.log(np.sum(np.exp(x - peak))))
+    k = max(1, int(row.ctx.log_probabilities))
+    top = np.argpartition(-lp, min(k, lp.shape[0] - 1))[:k]
+    return LogProbabilities(
+        token_log_probabilities=[float(lp[token])],
+        top_log_probabilities=[{int(t): float(lp[t]) for t in top}],
+        sampled_token_ids=[int(token)],
+    )
 
 
 class _BatchLogits:
@@ -502,11 +544,20 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
                 tokens=new,
                 final_status=ctx.status,
                 num_cached_tokens=ctx.cached_prefix_length,
+                log_probabilities=_delivered_logprobs(ctx, st.prompt_len + end - len(new), new),
             )
         if finished:
             generated = sequence.tokens_between(ctx, st.prompt_len, st.prompt_len + n_generated)
             pipeline.quote_finish(st, generated)
     return res
+
+
+def _delivered_logprobs(ctx: Any, start: int, new: list[int]) -> list[Any] | None:
+    """The logprob entries of the tokens at ``[start, start + len(new))`` (None unless asked)."""
+    if not ctx.log_probabilities:
+        return None
+    data = ctx._log_probabilities_data
+    return [data.pop(p) for p in range(start, start + len(new)) if p in data]
 
 
 _OUTPUT: Any = None
@@ -660,6 +711,11 @@ def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> t
             return ()
         if g.done and st.stop_status is None:
             st.stop_status = "stop"  # the value is complete: nothing may follow
+    if take and row.lp_pos == sequence.length(ctx):  # this step's logits predict take[0]
+        ctx._log_probabilities_data[row.lp_pos] = _logprob_entry(
+            row, take[0], origin == "the sampler"
+        )
+    row.lp_pos = -1
     sequence.append_tokens(ctx, take)
     if st.stop_status is None and sequence.length(ctx) >= st.max_len:
         st.stop_status = "length"
