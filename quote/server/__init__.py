@@ -29,8 +29,8 @@ def install() -> None:
     current = tuple(api_server.ROUTES[APIType.OPENAI])
     if routes not in current:
         api_server.ROUTES[APIType.OPENAI] = (routes, *current)
-    install_guard()
     from quote.server import worker_link
 
     worker_link.install()  # results channel, worker-death handling (API process)
+    install_guard()  # wraps the factory last: the guard is the outermost middleware
     _installed = True
