@@ -82,25 +82,26 @@ async def _post(c: httpx.AsyncClient, body: dict[str, Any], delay: float = 0.0) 
     return r.status_code, r.text, time.perf_counter() - t0
 
 
+@pytest.fixture(scope="class")
+def srv(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The server of :class:`TestOneServer` (started once for the class)."""
+    server = _start(tiny_model, tmp_path_factory.mktemp("hostile"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="class")
+def reference(srv: ServerProcess) -> str:
+    """The healthy request's text when it runs alone."""
+    r = httpx.post(srv.base + "/v1/chat/completions", json=_body(srv, "noop"), timeout=120)
+    assert r.status_code == 200, r.text
+    return str(r.json()["choices"][0]["message"]["content"])
+
+
 class TestOneServer:
     """Every case the server survives, on one server (4-request batches)."""
-
-    @pytest.fixture(scope="class")
-    def srv(
-        self, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
-    ) -> Iterator[ServerProcess]:
-        srv = _start(tiny_model, tmp_path_factory.mktemp("hostile"))
-        try:
-            yield srv
-        finally:
-            srv.stop()
-
-    @pytest.fixture(scope="class")
-    def reference(self, srv: ServerProcess) -> str:
-        """The healthy request's text when it runs alone."""
-        r = httpx.post(srv.base + "/v1/chat/completions", json=_body(srv, "noop"), timeout=120)
-        assert r.status_code == 200, r.text
-        return str(r.json()["choices"][0]["message"]["content"])
 
     @pytest.mark.parametrize("kind", list(EXITS)[:6])
     def test_import_time_exit_is_refused(self, srv: ServerProcess, kind: str) -> None:
