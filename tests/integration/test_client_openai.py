@@ -107,7 +107,7 @@ def _pick_stop(text: str) -> str:
         s = text[p : p + 2]
         if s.isascii() and s.isprintable() and text.find(s) == p:
             return s
-    pytest.skip(f"no usable stop string in {text!r}")
+    raise AssertionError(f"no usable stop string in {text!r}")  # greedy: deterministic
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
