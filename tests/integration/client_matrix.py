@@ -57,3 +57,24 @@ def table() -> str:
     passed = sum(v == "pass" for v in RESULTS.values())
     lines.append(f"\n{passed} of {len(RESULTS)} cells pass")
     return "\n".join(lines)
+
+
+# Mods the client suites register: noop, a tool call, one that reports choice_index.
+CLIENT_MODS = """
+from quote.sdk import mod, Added, Prefilled, get_request
+
+@mod
+def noop(event, actions, tokenizer):
+    return None
+
+@mod
+def tool(event, actions, tokenizer):
+    if isinstance(event, Added) and event.step >= 1:
+        return actions.tool_calls([{"name": "get_weather", "arguments": {"city": "Paris"}}])
+
+@mod
+def which(event, actions, tokenizer):
+    if isinstance(event, Prefilled):
+        index = getattr(get_request(), "choice_index", None)
+        return actions.force_output(tokenizer.encode(f"choice {index}", add_special_tokens=False))
+"""

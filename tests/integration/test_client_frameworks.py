@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pydantic
 import pytest
-from client_matrix import cell, table
+from client_matrix import CLIENT_MODS, cell, table
 from server_proc import mod_server, openai_client, served_name
 
 from quote.server.process import ServerProcess
@@ -26,18 +26,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at i
 pytestmark = pytest.mark.integration
 
 KEY = "frameworks-key"
-MODS = """
-from quote.sdk import mod, Added
 
-@mod
-def noop(event, actions, tokenizer):
-    return None
-
-@mod
-def tool(event, actions, tokenizer):
-    if isinstance(event, Added) and event.step >= 1:
-        return actions.tool_calls([{"name": "get_weather", "arguments": {"city": "Paris"}}])
-"""
 VARIANTS = ["bare", "modded"]
 PROMPT = "Describe a pet."
 
@@ -59,7 +48,7 @@ class AnyObject(pydantic.BaseModel):
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("client-frameworks")
-    with mod_server(tiny_model, workdir, KEY, MODS, ("noop", "tool")) as srv:
+    with mod_server(tiny_model, workdir, KEY, CLIENT_MODS, ("noop", "tool")) as srv:
         yield srv
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from client_matrix import cell, table
+from client_matrix import CLIENT_MODS, cell, table
 from server_proc import mod_server, openai_client
 
 from quote.server.process import ServerProcess
@@ -24,24 +24,7 @@ from quote.server.process import ServerProcess
 pytestmark = pytest.mark.integration
 
 KEY = "clients-key"
-MODS = """
-from quote.sdk import mod, Added, Prefilled, get_request
 
-@mod
-def noop(event, actions, tokenizer):
-    return None
-
-@mod
-def tool(event, actions, tokenizer):
-    if isinstance(event, Added) and event.step >= 1:
-        return actions.tool_calls([{"name": "get_weather", "arguments": {"city": "Paris"}}])
-
-@mod
-def which(event, actions, tokenizer):
-    if isinstance(event, Prefilled):
-        index = getattr(get_request(), "choice_index", None)
-        return actions.force_output(tokenizer.encode(f"choice {index}", add_special_tokens=False))
-"""
 VARIANTS = ["bare", "modded"]
 MSG = [{"role": "user", "content": "Tell me about the weather"}]
 LOOKUP = {
@@ -62,7 +45,7 @@ LOOKUP = {
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("client-openai")
     with mod_server(
-        tiny_model, workdir, KEY, MODS, ("noop", "tool", "which"), QUOTE_MAX_N="4"
+        tiny_model, workdir, KEY, CLIENT_MODS, ("noop", "tool", "which"), QUOTE_MAX_N="4"
     ) as srv:
         yield srv
 
