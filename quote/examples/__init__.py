@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Runnable Quote examples (importable as a package from the repository root)."""
+"""Runnable Quote examples, shipped in the package (``quote.examples``)."""

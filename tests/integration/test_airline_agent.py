@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The airline agent (examples/airline_agent) on a real ``quote serve`` subprocess (tiny model, CPU).
+"""The airline agent (quote/examples/airline_agent) on a real ``quote serve`` subprocess (tiny model, CPU).
 
 The client side is played with the ``openai`` client; tool results are fed back as ``tool``
 messages. The tiny model's weights are random, so routing and extraction are auto-answered from
@@ -18,7 +18,7 @@ import openai
 import pytest
 from server_proc import Server, openai_client, register_mod
 
-from examples.airline_agent.agent import (
+from quote.examples.airline_agent.agent import (
     CONFIRM_REPLY,
     HELP_REPLY,
     ID_PATTERN,
@@ -27,7 +27,7 @@ from examples.airline_agent.agent import (
     POLICY_REPLY,
     status_reply,
 )
-from examples.airline_agent.client import (
+from quote.examples.airline_agent.client import (
     MOD_NAME,
     RESERVATIONS,
     ReservationDesk,
@@ -39,7 +39,7 @@ from examples.airline_agent.client import (
 pytestmark = pytest.mark.integration
 
 KEY = "test-admin-key"
-PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "airline_agent"
+PACKAGE = Path(__file__).resolve().parents[2] / "quote" / "examples" / "airline_agent"
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The demo mods (examples/demos) on the real engine (tiny Gemma3, CPU): mechanics only."""
+"""The demo mods (quote/examples/demos) on the real engine (tiny Gemma3, CPU): mechanics only."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from json_oracle import check_json
 
-from examples.demos.mods import DEMOS, GREETING, REPORT, tokens_containing
-from examples.demos.run import WEATHER_TOOL, demo_requests
+from quote.examples.demos.mods import DEMOS, GREETING, REPORT, tokens_containing
+from quote.examples.demos.run import WEATHER_TOOL, demo_requests
 from quote.hot.state import RequestOptions
 from quote.pipelines.local import LocalEngine, Request
 from quote.sdk import ActionBuilder, Added, Conversation, Event, mod, tokenize

@@ -14,7 +14,7 @@ import pytest
 from json_cases import SCHEMAS
 from json_oracle import check_json
 
-from examples.json_schema.mod import VERDICT, verdict
+from quote.examples.json_schema.mod import VERDICT, verdict
 from quote.hot.state import RequestOptions
 from quote.pipelines.local import LocalEngine, Request, Result
 from quote.sdk import Added, ForwardPass, Mod, ModDefinition

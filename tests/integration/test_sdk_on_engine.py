@@ -126,7 +126,7 @@ def test_conversation_and_logs_reach_only_their_request(engine: LocalEngine) -> 
 
 def test_serialized_mod_runs_on_the_engine(engine: LocalEngine) -> None:
     """A mod packaged with serialize_mod and loaded with load_mod behaves like the original."""
-    from examples.demos import mods as demos
+    from quote.examples.demos import mods as demos
     from quote.sdk.serialize import load_mod, serialize_mod
 
     original = demos.greeting

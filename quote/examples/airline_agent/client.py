@@ -8,8 +8,8 @@ the agent replies with text.
 
 Usage (server started with ``QUOTE_ADMIN_KEY=secret make serve``)::
 
-    python -m examples.airline_agent.client --admin-key secret     # registers, then plays
-    python -m examples.airline_agent.client "What is the status of DEF456?"
+    python -m quote.examples.airline_agent.client --admin-key secret     # registers, then plays
+    python -m quote.examples.airline_agent.client "What is the status of DEF456?"
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from examples.airline_agent.agent import TOOLS
+from quote.examples.airline_agent.agent import TOOLS
 
 __all__ = [
     "MOD_NAME",

@@ -7,7 +7,7 @@ the model name: ``"<served>/<mod>"``.
 
 Usage::
 
-    python -m examples.demos.client [--base-url http://127.0.0.1:8000/v1] [--model NAME]
+    python -m quote.examples.demos.client [--base-url http://127.0.0.1:8000/v1] [--model NAME]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import json
 from typing import Any
 
-from examples.demos.mods import WEATHER_TOOL
+from quote.examples.demos.mods import WEATHER_TOOL
 
 __all__ = ["main"]
 
@@ -43,14 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     quote_args = {
         "chat_template_kwargs": {"quote": {"args": {"phrase": "data", "replacement": "DATA"}}}
     }
-    for mod, content, extra in [
+    cases: list[tuple[str, str, dict[str, Any]]] = [
         ("greeting", "Say something.", {}),
         ("no_letter_e", "Write a sentence.", {}),
         ("replace_phrase", "Where is the data?", {"extra_body": quote_args}),
         ("stop_early", "Tell me a story.", {}),
         ("rewrite_prompt", "What is Quote?", {}),
         ("json_report", "The weather as JSON:", {"max_tokens": 48}),
-    ]:
+    ]
+    for mod, content, extra in cases:
         reply = chat(mod, content, **extra)
         print(f"{mod}: {reply.choices[0].message.content!r} ({reply.choices[0].finish_reason})")
 

@@ -3,7 +3,7 @@
 
 Usage::
 
-    python -m examples.demos.run [MODEL_DIR]
+    python -m quote.examples.demos.run [MODEL_DIR]
 
 ``MODEL_DIR`` defaults to ``.quote/tiny-model``; the tiny checkpoint is written there
 (``quote tiny-model``) when it is missing. The tiny model's weights are random, so the
@@ -17,7 +17,7 @@ import logging
 import pathlib
 from typing import Any
 
-from examples.demos.mods import DEMOS, WEATHER_TOOL
+from quote.examples.demos.mods import DEMOS, WEATHER_TOOL
 from quote.hot.state import RequestOptions
 from quote.sdk import Action, ActionBuilder, Added, Conversation, Event, mod, tokenize
 

@@ -7,7 +7,7 @@ is always JSON valid against the schema, streamed or not; a schema it cannot enf
 
 Usage (server started with ``make serve``)::
 
-    python -m examples.json_schema.client [--base-url http://127.0.0.1:8000/v1] [--model NAME]
+    python -m quote.examples.json_schema.client [--base-url http://127.0.0.1:8000/v1] [--model NAME]
 """
 
 from __future__ import annotations
