@@ -75,29 +75,50 @@ class Until(TextStrategy):
     """Free text up to and including the first ``tag``; the value excludes the tag.
 
     ``max_chars`` caps the text (tag included): at the cap the answer ends even
-    without the tag.
+    without the tag. ``start_tag``, when given, is forced first (the model cannot leave
+    it out: useful when the prompt that asked for it is erased); it is not counted
+    by ``max_chars`` and the value excludes it, so ``Until("</q>", start_tag="<q>")``
+    answers ``"<q>Where to?</q>"`` with the value ``"Where to?"``.
     """
 
     tag: str
     max_chars: int | None = None
+    start_tag: str = ""
 
     def __post_init__(self) -> None:
         if not self.tag:
             raise ValueError("Until: tag must not be empty")
         _check_cap("Until", self.max_chars)
+        _check_start("Until", self.start_tag)
         self.check()
 
     def term(self) -> str:
         tag = escape(self.tag)
         first = first_match(f"{ANY}*{tag}")
         if self.max_chars is None:
-            return first
+            return _started(self.start_tag, first)
         n = self.max_chars
         untagged = f"({lark(f'{ANY}{{{n}}}')} & ~{lark(f'{ANY}*{tag}{ANY}*')})"
-        return f"({capped(first, n)} | {untagged})"
+        return _started(self.start_tag, f"({capped(first, n)} | {untagged})")
 
     def parse(self, text: str) -> str:
+        text = _unstarted(self.start_tag, text)
         return text[: -len(self.tag)] if text.endswith(self.tag) else text
+
+
+def _check_start(name: str, start: object) -> None:
+    if not isinstance(start, str):
+        raise TypeError(f"{name}: start_tag must be a str, got {start!r}")
+
+
+def _started(start: str, term: str) -> str:
+    """``term`` preceded by the literal ``start`` (unchanged when ``start`` is empty)."""
+    return f"({lark(escape(start))} {term})" if start else term
+
+
+def _unstarted(start: str, text: str) -> str:
+    """``text`` without its leading ``start``."""
+    return text[len(start) :] if start and text.startswith(start) else text
 
 
 def _char_class(chars: str) -> str:
@@ -109,25 +130,31 @@ class UntilAny(TextStrategy):
     """Free text up to the first of ``chars``; the value excludes that character.
 
     ``max_chars`` caps the text: at the cap the answer ends even without the character.
+    ``start_tag``, when given, is forced first and excluded from the value (as in
+    :class:`Until`).
     """
 
     chars: str
     max_chars: int | None = None
+    start_tag: str = ""
 
     def __post_init__(self) -> None:
         if not self.chars:
             raise ValueError("UntilAny: chars must not be empty")
         _check_cap("UntilAny", self.max_chars)
+        _check_start("UntilAny", self.start_tag)
         self.check()
 
     def term(self) -> str:
         cls = _char_class(self.chars)
         base = lark(f"[^{cls}]*[{cls}]")
         if self.max_chars is None:
-            return base
-        return f"({capped(base, self.max_chars)} | {lark(f'[^{cls}]{{{self.max_chars}}}')})"
+            return _started(self.start_tag, base)
+        capped_any = f"({capped(base, self.max_chars)} | {lark(f'[^{cls}]{{{self.max_chars}}}')})"
+        return _started(self.start_tag, capped_any)
 
     def parse(self, text: str) -> str:
+        text = _unstarted(self.start_tag, text)
         return text[:-1] if text and text[-1] in self.chars else text
 
 
