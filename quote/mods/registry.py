@@ -5,6 +5,8 @@ Layout under the mods directory (``--mods-dir``, env ``QUOTE_MODS_DIR``)::
 
     <name>/meta.json      {"name", "entrypoint", "description", "version", "created"}
     <name>/files/...      the mod's source files
+    _users/<key id>/...   the same layout, per API key (:meth:`ModRegistry.namespace`)
+    .keys.json            API keys, hashed (:mod:`quote.server.keys`)
 
 Writes are atomic: a new version is built in ``.tmp-*`` and renamed into place; a
 replaced version is moved to ``.trash-*`` first and deleted after. :func:`recover`
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quote.mods.bundle_import import forget_bundle, register_bundle
 from quote.mods.session import describe_exception
 from quote.sdk.mod import ModDefinition, as_definition
 
@@ -55,6 +58,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 PATH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}\.py$")
 ENTRY_RE = re.compile(r"^(?:([A-Za-z_][A-Za-z0-9_.]*):)?([A-Za-z_][A-Za-z0-9_]*)$")
 SINGLE_FILE = "main.py"
+USERS_DIR = "_users"
+"""Folder of the per-key namespaces under the mods directory (not a valid mod name)."""
 _PKG = "quote_user_mods"
 
 
@@ -147,6 +152,7 @@ def load_from_dir(files_dir: Path, entrypoint: str, tag: str, name: str) -> ModD
         pkg = types.ModuleType(pkg_name)
         pkg.__path__ = [str(files_dir)]
         sys.modules[pkg_name] = pkg
+    register_bundle(pkg_name, files_dir)  # absolute imports of the bundle's own modules
     full = f"{pkg_name}.{module}"
     try:
         mod = importlib.import_module(full)
@@ -173,6 +179,7 @@ def _forget(pkg_name: str) -> None:
     """Drop a bundle's modules from ``sys.modules`` after a failed load."""
     for key in [k for k in sys.modules if k == pkg_name or k.startswith(pkg_name + ".")]:
         del sys.modules[key]
+    forget_bundle(pkg_name)
 
 
 def load_preloaded(specs: str | None = None) -> dict[str, ModDefinition]:
@@ -203,6 +210,29 @@ class ModRegistry:
         self.root = Path(root) if root is not None else default_mods_dir()
         self.preloaded = dict(preloaded or {})
         self._cache: dict[str, tuple[str, ModDefinition]] = {}
+        self._namespaces: dict[str, ModRegistry] = {}
+
+    # --- namespaces ---------------------------------------------------------------
+    def namespace(self, owner: str) -> ModRegistry:
+        """The mods of one API key (``<root>/_users/<owner>``; nothing preloaded there).
+
+        Its mods load through this registry as ``"<owner>/<name>"`` (:meth:`load`).
+        """
+        validate_name(owner)
+        child = self._namespaces.get(owner)
+        if child is None:
+            child = self._namespaces[owner] = ModRegistry(self.root / USERS_DIR / owner)
+        return child
+
+    def drop_namespace(self, owner: str) -> None:
+        """Delete every mod of ``owner`` (when its key is deleted)."""
+        validate_name(owner)
+        folder = self.root / USERS_DIR / owner
+        if folder.is_dir():
+            trash = self.root / USERS_DIR / f".trash-{owner}-{uuid.uuid4().hex}"
+            os.rename(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self._namespaces.pop(owner, None)
 
     # --- reading ------------------------------------------------------------------
     def spec(self, name: str) -> ModSpec | None:
@@ -241,10 +271,14 @@ class ModRegistry:
     def load(self, name: str) -> ModDefinition:
         """The current definition of ``name``.
 
+        ``"<owner>/<name>"`` names a mod of an API key's namespace (:meth:`namespace`).
         A registered mod is re-imported when a new version is registered; in
         development mode (``QUOTE_RELOAD=1``) also when its files change on disk,
         and a preloaded (``--mod``) module is re-imported when its file changes.
         """
+        owner, slash, own_name = name.partition("/")
+        if slash:
+            return self.namespace(owner).load(own_name)
         if name in self.preloaded:
             if _reload_enabled():
                 self.preloaded[name] = _reload_preloaded(self.preloaded[name])
@@ -312,6 +346,12 @@ class ModRegistry:
         """Clean up after an interrupted write (run at start-up)."""
         if not self.root.is_dir():
             return
+        users = self.root / USERS_DIR
+        for p in users.iterdir() if users.is_dir() else ():
+            if p.name.startswith(".trash-"):
+                shutil.rmtree(p, ignore_errors=True)
+            elif NAME_RE.match(p.name):
+                self.namespace(p.name).recover()
         for p in self.root.iterdir():
             if p.name.startswith(".tmp-"):
                 shutil.rmtree(p, ignore_errors=True)

@@ -29,7 +29,13 @@ from typing import Any
 from quote.sdk.errors import QuoteSDKError
 from quote.sdk.mod import ModDefinition, as_definition
 
-__all__ = ["PAYLOAD_FORMAT", "SerializationError", "load_mod", "serialize_mod"]
+__all__ = [
+    "PAYLOAD_FORMAT",
+    "ImportRewriter",
+    "SerializationError",
+    "load_mod",
+    "serialize_mod",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +140,11 @@ def serialize_mod(obj: Any, *, name: str | None = None) -> bytes:
     return json.dumps({**body, "sha256": digest}, sort_keys=True).encode("utf-8")
 
 
-class _Rewriter(ast.NodeTransformer):
-    """Prefix absolute imports of bundled top-level names."""
+class ImportRewriter(ast.NodeTransformer):
+    """Prefix absolute imports of bundled top-level names (``tops``) with ``prefix``.
+
+    Used for payloads here and for registered bundles (:mod:`quote.mods.bundle_import`).
+    """
 
     def __init__(self, prefix: str, tops: set[str]) -> None:
         self.prefix = prefix
@@ -220,7 +229,7 @@ def _create(prefix: str, name: str, entry: dict[str, Any], tops: set[str]) -> No
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
     full = f"{prefix}.{name}"
-    tree = _Rewriter(prefix, tops).visit(ast.parse(entry["source"], f"<{full}>"))
+    tree = ImportRewriter(prefix, tops).visit(ast.parse(entry["source"], f"<{full}>"))
     code = compile(ast.fix_missing_locations(tree), f"<quote-mod {name}>", "exec")
     spec = importlib.util.spec_from_loader(full, _Loader(code), is_package=entry["package"])
     assert spec is not None

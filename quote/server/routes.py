@@ -5,7 +5,8 @@
   name, pass options to the worker, then hand the request to MAX's own handler and
   finish its response with Quote's outcome (tool calls, mod errors, trace).
 * ``GET /v1/models``: MAX's list plus one ``<served>/<mod>`` entry per mod.
-* ``/v1/mods``: the mod registry (writes need ``QUOTE_ADMIN_KEY``).
+* ``/v1/mods``: the mod registry (writes need ``QUOTE_ADMIN_KEY`` or a user key);
+  ``/v1/keys``: user keys (admin only). A request with a user key also sees that key's mods.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from quote.server import fanout
-from quote.server.admin import registry
 from quote.server.admin import router as admin_router
+from quote.server.admin import view
 from quote.server.failures import guard_stream, unless_worker_dies, worker_died
+from quote.server.key_routes import router as key_router
+from quote.server.mod_views import ModView
 from quote.server.options import QuoteHTTPError, error_body, select
 from quote.server.params import check_limits, check_model, check_params
 from quote.server.shaping import Shape, echo_texts
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 router.include_router(admin_router)
+router.include_router(key_router)
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -65,9 +69,9 @@ async def models(request: Request) -> Any:
     data = jsonable_encoder(listing)
     served = request.app.state.pipeline.model_name
     base = data["data"][0] if data.get("data") else {"created": 0, "owned_by": ""}
-    for spec in registry().list():
+    for spec in view(request).list():
         entry = dict(base)
-        entry.update(id=f"{served}/{spec.name}", owned_by="quote")
+        entry.update(id=f"{served}/{spec['name']}", owned_by="quote")
         data["data"].append(entry)
     return JSONResponse(data)
 
@@ -109,12 +113,14 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     if not isinstance(body, dict):
         return await handler(fanout.sub_request(request, raw))  # MAX answers 400 itself
     served = request.app.state.pipeline.model_name
-    reg = registry()
+    mods = view(request)
     try:
         check_model(body.get("model"), served, _lora_names(request))
         n = check_params(body, chat=chat)
         check_limits(body, _max_routes()._resolve_max_model_len(request))
-        sel = select(body, served, lambda name: reg.spec(name) is not None, chat=chat)
+        sel = select(body, served, lambda name: mods.find(name) is not None, chat=chat)
+        if sel.options is not None:  # the worker loads a key's own mods by "<key id>/<name>"
+            sel.options["mods"] = [_wire(mods, name) for name in sel.options["mods"]]
         if sel.options is not None and sel.options.get("constraint") is not None:
             tokenizer = request.app.state.pipeline.tokenizer.delegate
             await check_constraint(sel.options["constraint"], tokenizer)
@@ -131,6 +137,11 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     return await fanout.join_stream_responses(
         request, results, plans, shape, _finish_stream, guard_stream
     )
+
+
+def _wire(mods: ModView, name: str) -> str:
+    found = mods.find(name)
+    return found[0] if found is not None else name
 
 
 def _lora_names(request: Request) -> list[str]:
