@@ -124,8 +124,24 @@ def mod(
     return wrap(fn) if fn is not None else wrap
 
 
+def positional_arity(fn: Any) -> int | None:
+    """How many positional arguments ``fn`` takes (``None``: any number, or no signature)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
 def as_definition(obj: Any, name: str | None = None) -> ModDefinition:
-    """Accept a ``ModDefinition``, a ``Mod`` subclass or a plain handler function."""
+    """Accept a ``ModDefinition``, a ``Mod`` subclass or a plain handler function.
+
+    A function of exactly two positional parameters is the original engine's bare
+    mod, ``mod(event, tokenizer) -> action``: it runs through the compatibility
+    layer (:func:`quote.sdk.compat.mod.adapt_callable`).
+    """
     if isinstance(obj, ModDefinition):
         if name and name != obj.name:
             return ModDefinition(name, obj.factory, obj.hold_back, obj._handler)
@@ -133,6 +149,11 @@ def as_definition(obj: Any, name: str | None = None) -> ModDefinition:
     if isinstance(obj, type) and issubclass(obj, Mod):
         return ModDefinition(name or obj.name or obj.__name__, obj, obj.hold_back)
     if callable(obj):
+        if positional_arity(obj) == 2:
+            # The original engine's bare mod, ``mod(event, tokenizer) -> action``.
+            from quote.sdk.compat.mod import adapt_callable
+
+            return adapt_callable(obj, name)
         result: ModDefinition = mod(obj, name=name)
         return result
     raise TypeError(f"not a mod: {obj!r} (expected @mod function, Mod subclass or handler)")
