@@ -294,19 +294,21 @@ class LlguidanceBackend:
         vocab_size: int,
         budget_s: float,
         options: dict[str, Any] | None = None,
+        strict: bool = True,
     ) -> None:
         self.lltok = lltok
         self.vocab_size = vocab_size
         self.budget_s = budget_s
         self.options = options
+        self.strict = strict
         self.cache: dict[str, str] = {}
 
     def spec(self, schema: Any) -> Any:
-        """Quote's ``GrammarSpec.json_schema`` (or the what-if options spec)."""
+        """Quote's ``GrammarSpec.json_schema`` (``strict`` as set), or the what-if options spec."""
         from quote.sdk.grammar import GrammarSpec
 
         if self.options is None:
-            return GrammarSpec.json_schema(schema)
+            return GrammarSpec.json_schema(schema, strict=self.strict)
         return OptionsSpec(schema, self.options)
 
     def compile_json_schema(self, json_schema: Any) -> str:

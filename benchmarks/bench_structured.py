@@ -5,14 +5,16 @@ Usage::
 
     .venv/bin/python benchmarks/bench_structured.py [--data DIR] [--limit N] [--seeds 2]
         [--max-tokens 384] [--batch 16] [--budget 2.0] [--mask-reps 3] [--model DIR]
-        [--devices cpu|gpu] [--mem F] [--what-if] [--skip-generation] [--out PATH]
+        [--devices cpu|gpu] [--mem F] [--what-if] [--non-strict] [--skip-generation] [--out PATH]
 
 One process, one model, the schemas of ``--data`` (JSONSchemaBench's sample, read in place:
 default ``../shared/data/jsonschemabench`` from the repository root), per dataset folder.
 
 1. **Coverage**: each schema is compiled by both sides on the model's tokenizer. Quote:
-   :func:`quote.sdk.grammar.compile_grammar` (``GrammarSpec.json_schema``, ``--budget``
-   seconds). MAX: its pipeline's own grammar backend (xgrammar, vendored as
+   :func:`quote.sdk.grammar.compile_grammar` (``GrammarSpec.json_schema(schema,
+   strict=True)``, what a ``response_format`` with ``"strict": true`` gets; MAX's xgrammar is
+   always strict, refusing unlisted properties; ``--non-strict`` adds Quote with
+   ``strict: false``, plain JSON Schema semantics), ``--budget`` seconds). MAX: its pipeline's own grammar backend (xgrammar, vendored as
    ``max._xgrammar``), ``compile_json_schema`` + ``create_matcher`` as its
    ``StructuredOutputHelper.build_matcher`` does; no time budget (compiles over Quote's are
    counted).
@@ -124,7 +126,7 @@ class Side:
     """One grammar backend under test and what it measured.
 
     Attributes:
-        name: ``quote``, ``max`` or ``quote-what-if``.
+        name: ``quote``, ``max``, ``quote-non-strict`` or ``quote-what-if``.
         backend: The MAX ``GrammarBackend`` the pipeline's helper uses for this side.
         compile_s: Schema name -> seconds of its compile on the model's tokenizer.
         errors: Schema name -> why it was refused (``None``: compiled within the budget).
@@ -632,6 +634,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="Quote's compile budget (s)")
     parser.add_argument("--mem", type=float, default=None, help="device_memory_utilization")
     parser.add_argument("--what-if", action="store_true", help="add llguidance lenient options")
+    parser.add_argument(
+        "--non-strict", action="store_true", help="add Quote with strict: false (JSON Schema)"
+    )
     parser.add_argument("--mask-reps", type=int, default=3, help="replays per output (min)")
     parser.add_argument("--skip-generation", action="store_true", help="coverage + timing only")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -654,9 +659,13 @@ def main(argv: list[str] | None = None) -> None:
     lltok = llg_tokenizer(hf, eos)
     vocab = int(helper.vocab_size)
     sides = [
-        Side("quote", LlguidanceBackend(lltok, vocab, args.budget)),
+        Side("quote", LlguidanceBackend(lltok, vocab, args.budget, strict=True)),
         Side("max", helper.backend),
     ]
+    if args.non_strict:
+        sides.append(
+            Side("quote-non-strict", LlguidanceBackend(lltok, vocab, args.budget, None, False))
+        )
     if args.what_if:
         sides.append(Side("quote-what-if", LlguidanceBackend(lltok, vocab, args.budget, WHAT_IF)))
 
@@ -701,7 +710,8 @@ def main(argv: list[str] | None = None) -> None:
     for i, s in enumerate(schemas):
 
         def q(s: Schema = s) -> str:
-            return str(compile_grammar(GrammarSpec.json_schema(s.schema), big_lltok, args.budget))
+            spec = GrammarSpec.json_schema(s.schema, strict=True)
+            return str(compile_grammar(spec, big_lltok, args.budget))
 
         def x(s: Schema = s) -> Any:
             return big_xgr.compile_json_schema(s.text)

@@ -161,9 +161,10 @@ SCHEMAS: list[tuple[str, Any]] = [
 
 INVALID: list[tuple[Any, str]] = [
     ({"type": "foo"}, "foo"),
-    ({"not": {"type": "string"}}, "not"),
+    ({"not": {"type": "string", "maxLength": 3}}, "not"),
     ({"$ref": "#/$defs/missing"}, "missing"),
-    ({"type": "string", "format": "bogus"}, "bogus"),
+    ({"type": "array", "uniqueItems": True, "minItems": 2}, "uniqueItems"),
+    ({"oneOf": [{"type": "integer"}, {"type": "number"}]}, "oneOf"),
     ({"type": "string", "pattern": "(a"}, "regex"),
     ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "Unsatisfiable"),
     ({"type": "integer", "minimum": "x"}, "minimum"),

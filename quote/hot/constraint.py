@@ -47,7 +47,8 @@ class Constraint:
         schema = spec.get("schema")
         if schema is None:
             raise GrammarError("a response_format constraint needs a schema")
-        matcher = Matcher(compile_grammar(GrammarSpec.json_schema(schema), lltok), lltok)
+        spec_ = GrammarSpec.json_schema(schema, strict=bool(spec.get("strict")))
+        matcher = Matcher(compile_grammar(spec_, lltok), lltok)
         tools = spec.get("tools")
         return cls(matcher, tuple(tools) if tools else None)
 

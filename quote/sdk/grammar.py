@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from quote.sdk.errors import QuoteSDKError
+from quote.sdk.schema_rewrite import prepare_schema
 
 __all__ = [
     "DEFAULT_BUDGET_S",
@@ -54,11 +55,18 @@ class GrammarSpec:
 
     kind: Kind
     source: Any
+    strict: bool = False
+    """JSON schema only: objects without ``additionalProperties`` admit no other property."""
 
     @classmethod
-    def json_schema(cls, schema: dict[str, Any] | bool) -> GrammarSpec:
-        """A JSON value valid against ``schema`` (``{}`` or ``True``: any JSON value)."""
-        return cls("json_schema", schema)
+    def json_schema(cls, schema: dict[str, Any] | bool, *, strict: bool = False) -> GrammarSpec:
+        """A JSON value valid against ``schema`` (``{}`` or ``True``: any JSON value).
+
+        The schema first goes through :func:`quote.sdk.schema_rewrite.prepare_schema`: sound
+        rewrites of keywords a grammar cannot check, and unlisted object properties refused
+        when ``strict`` (OpenAI's ``"strict": true``).
+        """
+        return cls("json_schema", schema, strict)
 
     @classmethod
     def json_object(cls) -> GrammarSpec:
@@ -73,9 +81,10 @@ class GrammarSpec:
             if not isinstance(self.source, dict | bool):
                 raise GrammarError("a JSON schema must be an object (or a boolean)")
             try:
+                schema = prepare_schema(self.source, strict=self.strict)
                 return str(
                     llguidance.LLMatcher.grammar_from_json_schema(
-                        json.dumps(self.source), defaults={"whitespace_flexible": False}
+                        json.dumps(schema), defaults={"whitespace_flexible": False}
                     )
                 )
             except (TypeError, ValueError) as exc:

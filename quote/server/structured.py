@@ -6,7 +6,9 @@ them) and turns them into the engine's constraint spec (``quote.hot.constraint``
 
 * ``response_format: {"type": "json_object"}`` -> any JSON object;
 * ``response_format: {"type": "json_schema", "json_schema": {"schema": ..., "strict": ...}}``
-  -> a value valid against that schema (strict or not: always enforced);
+  -> a value valid against that schema (strict or not: always enforced; ``strict: true``
+  also refuses object properties the schema does not list, unless its
+  ``additionalProperties`` says otherwise);
 * ``tool_choice: "required"`` or ``{"type": "function", "function": {"name": ...}}`` -> one
   call ``{"name": ..., "arguments": ...}`` whose arguments match the tool's ``parameters``,
   returned as ``message.tool_calls``;
@@ -41,16 +43,17 @@ def _bad(message: str, param: str) -> QuoteHTTPError:
     return QuoteHTTPError(400, message, "invalid_request_error", "invalid_value", param=param)
 
 
-def _response_schema(rf: Any) -> dict[str, Any] | bool | None:
+def _response_schema(rf: Any) -> tuple[dict[str, Any] | bool | None, bool]:
+    """The schema a ``response_format`` asks for (None: free text) and its ``strict`` flag."""
     if rf is None:
-        return None
+        return None, False
     if not isinstance(rf, dict) or not isinstance(rf.get("type"), str):
         raise _bad("'response_format' must be an object with a 'type'", "response_format")
     kind = rf["type"]
     if kind == "text":
-        return None
+        return None, False
     if kind == "json_object":
-        return {"type": "object"}
+        return {"type": "object"}, False
     if kind != "json_schema":
         raise _bad(
             f"response_format type '{kind}' is not supported (use text, json_object or "
@@ -63,17 +66,18 @@ def _response_schema(rf: Any) -> dict[str, Any] | bool | None:
     schema = spec.get("schema", {})
     if not isinstance(schema, dict | bool):
         raise _bad("'json_schema.schema' must be a JSON schema object", "response_format")
-    return schema
+    return schema, spec.get("strict") is True
 
 
-def _tools(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _tools(body: dict[str, Any]) -> dict[str, tuple[dict[str, Any], bool]]:
+    out: dict[str, tuple[dict[str, Any], bool]] = {}
     for tool in body.get("tools") or []:
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _bad("each tool needs {'type': 'function', 'function': {'name': ...}}", "tools")
         params = fn.get("parameters")
-        out[fn["name"]] = params if isinstance(params, dict) else {"type": "object"}
+        schema = params if isinstance(params, dict) else {"type": "object"}
+        out[fn["name"]] = schema, fn.get("strict") is True
     return out
 
 
@@ -88,12 +92,13 @@ def _call_schema(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def read_constraint(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
     """Pop ``response_format`` / ``tool_choice`` from ``body``: (constraint spec, no_tools)."""
-    schema = _response_schema(body.pop("response_format", None))
+    schema, strict = _response_schema(body.pop("response_format", None))
     choice = body.pop("tool_choice", None)
+    plain = {"schema": schema, "tools": None, "strict": strict} if schema is not None else None
     if choice in (None, "auto"):
-        return ({"schema": schema, "tools": None} if schema is not None else None), False
+        return plain, False
     if choice == "none":
-        return ({"schema": schema, "tools": None} if schema is not None else None), True
+        return plain, True
     tools = _tools(body)
     if choice == "required":
         names = list(tools)
@@ -109,9 +114,10 @@ def read_constraint(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
         )
     if not names:
         raise _bad("tool_choice 'required' needs at least one tool in 'tools'", "tools")
-    calls = [_call_schema(n, tools[n]) for n in names]
+    calls = [_call_schema(n, tools[n][0]) for n in names]
     call_schema = calls[0] if len(calls) == 1 else {"anyOf": calls}
-    return {"schema": call_schema, "tools": names}, False
+    strict = all(tools[n][1] for n in names)
+    return {"schema": call_schema, "tools": names, "strict": strict}, False
 
 
 async def check_constraint(spec: dict[str, Any], tokenizer: Any) -> None:
@@ -120,7 +126,10 @@ async def check_constraint(spec: dict[str, Any], tokenizer: Any) -> None:
     try:
         lltok = _llg_tokenizer(tokenizer)
         await asyncio.to_thread(
-            compile_grammar, GrammarSpec.json_schema(spec["schema"]), lltok, budget_s()
+            compile_grammar,
+            GrammarSpec.json_schema(spec["schema"], strict=bool(spec.get("strict"))),
+            lltok,
+            budget_s(),
         )
     except GrammarError as exc:
         raise _bad(str(exc), param) from exc

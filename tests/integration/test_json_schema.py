@@ -168,7 +168,7 @@ def test_example_mod(engine: LocalEngine, prompt: list[int]) -> None:
     schema = {"type": "array", "items": {"type": "boolean"}, "minItems": 2, "maxItems": 2}
     reqs = [request(prompt, verdict, seed) for seed in SEEDS]
     reqs += [request(prompt, verdict, 0, args={"schema": schema})]
-    reqs += [request(prompt, verdict, 0, args={"schema": {"type": "string", "format": "bogus"}})]
+    reqs += [request(prompt, verdict, 0, args={"schema": {"type": "bogus"}})]
     *defaults, custom, bad = engine.generate(reqs)
     for r in defaults:
         assert r.error is None and r.finish_reason == "stop", r.error
