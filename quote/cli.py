@@ -10,7 +10,9 @@ Subcommands:
   (``max serve --custom-architectures quote.custom_arch``, supervised; other flags go to
   ``max serve``). Without ``--model`` it serves the embedded tiny model, building it under
   ``.quote/tiny-model`` first if missing. See :mod:`quote.commands.serve`.
-- ``quote mod list|rm NAME [--mods-dir DIR]``: manage persisted mods offline.
+- ``quote mod upload PATH [--name N] [--entrypoint E] [--server URL]``: register a mod file,
+  folder or ``serialize_mod`` payload on a server; ``quote mod list|rm NAME [--mods-dir DIR |
+  --server URL]``: manage mods offline or on a server. See :mod:`quote.commands.mod`.
 
 ``python -m quote`` runs the same command line.
 """
