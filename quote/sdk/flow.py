@@ -10,208 +10,74 @@ Example::
 
 A :class:`Question` asks with a :class:`~quote.sdk.selfprompt.SelfPrompt` and
 routes on its answer: ``.on(match, target)`` in order, then ``.branch(fn)``,
-then ``.then(target)`` / ``.otherwise(target)``. Targets: another question
-(re-entering asks again), :class:`Message` (force text, go on), :class:`Summary`
-(force text, then EOS), :class:`Output` (the completion becomes exactly this
-text), :class:`CallTool` (end with a tool call), :class:`Stop` (EOS) or ``None``
-(the flow ends; the model continues freely). Templates are ``str.format``
-strings over the answers and assigned variables, or callables of them.
-Routes ending with EOS fail clearly when the tokenizer has none.
+then ``.then(target)`` / ``.otherwise(target)``. The targets are in
+:mod:`quote.sdk.flow_targets`: questions, :class:`Message`, :class:`Summary`,
+:class:`Output`, :class:`CallTool`, :class:`Callback` (a function returning any
+action), :class:`Stop`, another :class:`Flow`, or ``None``. One engine runs one
+flow or several (each with its own trigger, at most once per request) and keeps a
+state object per request (:mod:`quote.sdk.flow_state`; ``state_factory=`` makes a
+custom one). Routes ending with EOS fail clearly when the tokenizer has none.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from quote.sdk.actions import Action
 from quote.sdk.builder import ActionBuilder
 from quote.sdk.context import current_request
-from quote.sdk.errors import QuoteSDKError
 from quote.sdk.events import Added, Event, Prefilled
+from quote.sdk.flow_endings import callback_outcome, check_eos, final_action, needs_eos
+from quote.sdk.flow_state import FlowError, FlowState, bound_state, flow_state, record_answer
+from quote.sdk.flow_targets import (
+    Callback,
+    CallTool,
+    Flow,
+    Message,
+    Output,
+    Question,
+    Stop,
+    Summary,
+    Target,
+    Template,
+    render,
+)
 from quote.sdk.mod import DEFAULT_HOLD_BACK, Mod, ModDefinition
-from quote.sdk.selfprompt import Erase, SelfPrompt, SelfPromptRun
-from quote.sdk.strategies.base import _DEFAULT, Strategy
+from quote.sdk.selfprompt import SelfPromptRun
 from quote.sdk.tokenize import tokenize
 
 __all__ = [
     "CallTool",
+    "Callback",
     "Flow",
     "FlowEngine",
     "FlowError",
+    "FlowState",
     "Message",
     "Output",
     "Question",
     "Stop",
     "Summary",
     "Target",
+    "Template",
     "flow_mod",
+    "flow_state",
 ]
 
 logger = logging.getLogger(__name__)
 
-Template = str | Callable[[dict[str, Any]], Any]
-
-
-class FlowError(QuoteSDKError, RuntimeError):
-    """A flow cannot proceed (no EOS for a route that needs it, a runaway loop, ...)."""
-
-
-def _render(template: Template, env: dict[str, Any]) -> Any:
-    return template(env) if callable(template) else template.format(**env)
-
-
-@dataclass(frozen=True)
-class Message:
-    """Force ``text`` into the generation, then go to ``then``."""
-
-    text: Template
-    then: Target = None
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Force ``text`` (rendered over the answers), then end the request with EOS."""
-
-    text: Template
-
-
-@dataclass(frozen=True)
-class Output:
-    """End the request; the completion is exactly ``text`` (rendered)."""
-
-    text: Template
-
-
-@dataclass(frozen=True)
-class CallTool:
-    """End the request with a tool call; ``arguments`` is a mapping or a template."""
-
-    name: str
-    arguments: Mapping[str, Any] | Callable[[dict[str, Any]], Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Stop:
-    """End the request with EOS after what was generated."""
-
-
-class Question:
-    """A question the model answers (or that is auto-answered), with routes on its answer."""
-
-    def __init__(
-        self,
-        name: str,
-        prompt: str,
-        strategy: Strategy,
-        *,
-        completion: str = "",
-        erase: Erase = "none",
-        greedy: bool = False,
-        temperature: float | None = None,
-        end_token: int | None = _DEFAULT,
-        auto: Callable[[dict[str, Any]], str | None] | None = None,
-    ) -> None:
-        self.name = name
-        self.selfprompt = SelfPrompt(
-            prompt, strategy, completion, erase, greedy, temperature, end_token
-        )
-        self.auto = auto
-        self.routes: list[tuple[Callable[[Any], bool], Target]] = []
-        self.default: Target = None
-        self.brancher: Callable[[Any, dict[str, Any]], Target] | None = None
-        self.assigns: list[tuple[str, Callable[[Any], Any] | None]] = []
-
-    def on(self, match: Any, target: Target) -> Question:
-        """Route to ``target`` when the answer equals ``match`` (str), is in it (collection)
-        or satisfies it (callable)."""
-        if callable(match):
-            pred = match
-        elif isinstance(match, Collection) and not isinstance(match, str):
-            options = list(match)
-            pred = options.__contains__
-        else:
-            pred = match.__eq__
-        self.routes.append((pred, target))
-        return self
-
-    def then(self, target: Target) -> Question:
-        """The route when no ``.on`` matches and ``.branch`` gives nothing."""
-        self.default = target
-        return self
-
-    otherwise = then
-
-    def branch(self, fn: Callable[[Any, dict[str, Any]], Target]) -> Question:
-        """Compute the route: ``fn(answer, variables) -> target`` (``None`` = fall through)."""
-        self.brancher = fn
-        return self
-
-    def assign(self, var: str, transform: Callable[[Any], Any] | None = None) -> Question:
-        """Store the answer (optionally transformed) as variable ``var``."""
-        self.assigns.append((var, transform))
-        return self
-
-    def route(self, answer: Any, env: dict[str, Any]) -> Target:
-        """The next target for ``answer``."""
-        for pred, target in self.routes:
-            if pred(answer):
-                return target
-        if self.brancher is not None:
-            target = self.brancher(answer, env)
-            if target is not None:
-                return target
-        return self.default
-
-    def __repr__(self) -> str:
-        return f"Question({self.name!r})"
-
-
-Target = Question | Message | Summary | Output | CallTool | Stop | None
-
-
-def _needs_eos(target: Target) -> bool:
-    return isinstance(target, Stop | Summary)
-
-
-@dataclass(frozen=True)
-class Flow:
-    """A flow definition: where it starts and when.
-
-    Attributes:
-        start: The first target (usually a question).
-        trigger: ``None`` starts right after the prompt; a string starts when the
-            generated text ends with it.
-        max_transitions: Routes taken per request before failing (loop guard).
-    """
-
-    start: Target
-    trigger: str | None = None
-    max_transitions: int = 100
-
-    def reachable(self) -> list[Target]:
-        """Targets statically reachable from :attr:`start` (branches are dynamic)."""
-        seen: list[Target] = []
-        todo: list[Target] = [self.start]
-        while todo:
-            t = todo.pop()
-            if any(t is s for s in seen):
-                continue
-            seen.append(t)
-            if isinstance(t, Question):
-                todo.extend(target for _, target in t.routes)
-                todo.append(t.default)
-            elif isinstance(t, Message):
-                todo.append(t.then)
-        return seen
+StateFactory = Callable[[str], Any]
 
 
 @dataclass
 class _State:
-    started: bool = False
+    user: Any
+    active: Flow | None = None
+    ran: list[Flow] = field(default_factory=list)
     finished: bool = False
     answers: dict[str, Any] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
@@ -227,19 +93,34 @@ class _State:
 
 
 class FlowEngine:
-    """Drives one :class:`Flow` for every request of a mod; state is per request id.
+    """Drives one or several :class:`Flow` for every request of a mod; state is per request id.
 
-    State is created at ``Prefilled`` and evicted when the request ends: by
-    :meth:`end` (the flow mod's ``on_end``), when the flow ends the request, or
-    when the engine frees the request's ``RequestInfo``.
+    With several flows, those without a trigger run one after the other from the prompt
+    on; a flow with a trigger starts when the generated text ends with it while no flow
+    runs. Each flow runs at most once per request. State is created at ``Prefilled``
+    (``state_factory(request_id)``, default :class:`FlowState`) and evicted when the
+    request ends: by :meth:`end` (the flow mod's ``on_end``), when the flow ends the
+    request, or when the engine frees the request's ``RequestInfo``.
     """
 
-    def __init__(self, flow: Flow) -> None:
-        self.flow = flow
+    def __init__(self, flow: Flow | Sequence[Flow], *, state_factory: StateFactory | None = None):
+        flows = (flow,) if isinstance(flow, Flow) else tuple(flow)
+        if not flows or not all(isinstance(f, Flow) for f in flows):
+            raise TypeError("FlowEngine: give a Flow or a non-empty sequence of Flows")
+        names = [f.name for f in flows]
+        if len(flows) > 1 and len(set(names)) != len(names):
+            raise ValueError(f"FlowEngine: flow names must be distinct, got {names}")
+        self.flows = flows
+        self.flow = flows[0]
+        self.state_factory: StateFactory = state_factory or FlowState
         self._states: dict[str, _State] = {}
 
     def __len__(self) -> int:
         return len(self._states)
+
+    def state(self, request_id: str) -> Any:
+        """The flow state of a running request (``KeyError`` when it has none)."""
+        return self._states[request_id].user
 
     def end(self, request_id: str) -> None:
         """Forget a request's state."""
@@ -249,24 +130,23 @@ class FlowEngine:
         """The flow's action for ``event``."""
         rid = event.request_id
         if isinstance(event, Prefilled):
-            self._check_eos(tokenizer)
-            self._states[rid] = _State()
+            check_eos(self.flows, tokenizer)
+            self._states[rid] = _State(self.state_factory(rid))
             info = current_request.get()
             if info is not None:
                 weakref.finalize(info, self._states.pop, rid, None)
         st = self._states.get(rid)
         if st is None or st.finished:
             return None
-        if not st.started:
-            if self.flow.trigger is not None:
-                if not isinstance(event, Added):
-                    return None
-                text = "".join(tokenizer.decode([t]) for t in event.tokens)
-                st.tail = (st.tail + text)[-4 * len(self.flow.trigger) :]
-                if not st.tail.endswith(self.flow.trigger):
-                    return None
-            st.started = True
-            return self._enter(st, self.flow.start, event, actions, tokenizer)
+        with bound_state(st.user):
+            return self._handle(st, event, actions, tokenizer)
+
+    def _handle(
+        self, st: _State, event: Event, actions: ActionBuilder, tokenizer: Any
+    ) -> Action | None:
+        if st.active is None:
+            flow = self._next_flow(st, event, tokenizer)
+            return None if flow is None else self._enter(st, flow, event, actions, tokenizer)
         if st.run is not None:
             action = st.run.handle(event, actions)
             if not st.run.done:
@@ -281,21 +161,34 @@ class FlowEngine:
             return self._enter(st, target, event, actions, tokenizer)
         return None
 
-    def _check_eos(self, tokenizer: Any) -> None:
-        if getattr(tokenizer, "eos_token_id", None) is None:
-            bad = [t for t in self.flow.reachable() if _needs_eos(t)]
-            if bad:
-                raise FlowError(
-                    f"route {bad[0]!r} ends the request with EOS, and the tokenizer has no "
-                    "eos_token_id; use Output(...) or give the tokenizer an EOS token"
-                )
+    def _next_flow(self, st: _State, event: Event, tokenizer: Any) -> Flow | None:
+        """The flow to start at ``event``, if any (an untriggered one, else a trigger seen)."""
+        waiting = [f for f in self.flows if not any(f is r for r in st.ran)]
+        for f in waiting:
+            if f.trigger is None:
+                return f
+        if not waiting or not isinstance(event, Added):
+            return None
+        text = "".join(tokenizer.decode([t]) for t in event.tokens)
+        keep = 4 * max(len(f.trigger or "") for f in waiting)
+        st.tail = (st.tail + text)[-keep:]
+        for f in waiting:
+            if f.trigger is not None and st.tail.endswith(f.trigger):
+                st.tail = ""
+                return f
+        return None
 
     def _answered(self, st: _State) -> Target:
         assert st.run is not None and st.question is not None
         q, answer = st.question, st.run.answer
         st.answers[q.name] = answer
+        record_answer(st.user, q.name, answer)
         for var, transform in q.assigns:
-            st.variables[var] = transform(answer) if transform else answer
+            if var is None:
+                assert transform is not None
+                transform(st.user, answer)
+            else:
+                st.variables[var] = transform(answer) if transform else answer
         st.run, st.question = None, None
         return q.route(answer, st.env())
 
@@ -303,53 +196,80 @@ class FlowEngine:
         self, st: _State, target: Target, event: Event, actions: ActionBuilder, tokenizer: Any
     ) -> Action | None:
         st.transitions += 1
-        if st.transitions > self.flow.max_transitions:
-            raise FlowError(f"flow took more than {self.flow.max_transitions} routes (a loop?)")
-        rid = event.request_id
+        limit = (st.active or self.flow).max_transitions
+        if st.transitions > limit:
+            raise FlowError(f"flow took more than {limit} routes (a loop?)")
         if target is None:
-            st.finished = True
-            return None
-        if _needs_eos(target) and getattr(tokenizer, "eos_token_id", None) is None:
+            return self._flow_ended(st, event, actions, tokenizer)
+        if needs_eos(target) and getattr(tokenizer, "eos_token_id", None) is None:
             raise FlowError(f"route {target!r} needs an EOS token and the tokenizer has none")
+        if isinstance(target, Flow):
+            logger.debug("flow %r starts (request %s)", target.name, event.request_id)
+            st.active = target
+            st.ran.append(target)
+            return self._enter(st, target.start, event, actions, tokenizer)
         if isinstance(target, Question):
-            auto = target.auto(st.env()) if target.auto is not None else None
-            st.question = target
-            st.run = target.selfprompt.begin(tokenizer, auto)
-            action = st.run.start(event, actions)
-            if st.run.done:  # an empty auto-answer flow: nothing to wait for
-                return (
-                    action
-                    if action is not None
-                    else self._enter(st, self._answered(st), event, actions, tokenizer)
-                )
-            return action
+            return self._ask(st, target, event, actions, tokenizer)
         if isinstance(target, Message):
-            tokens = tokenize(str(_render(target.text, st.env())), tokenizer)
+            tokens = tokenize(str(render(target.text, st.env())), tokenizer)
             if not tokens:
                 return self._enter(st, target.then, event, actions, tokenizer)
             st.pending, st.has_pending = target.then, True
             return actions.force_tokens(tokens)
-        self.end(rid)
+        if isinstance(target, Callback):
+            return self._callback(st, target, event, actions, tokenizer)
+        self.end(event.request_id)  # Output, CallTool, Summary or Stop: the request ends
         st.finished = True
-        if isinstance(target, Output):
-            return actions.force_output(tokenize(str(_render(target.text, st.env())), tokenizer))
-        if isinstance(target, CallTool):
-            args = target.arguments
-            rendered = _render(args, st.env()) if callable(args) else dict(args)
-            return actions.tool_calls([{"name": target.name, "arguments": rendered}])
-        eos = int(tokenizer.eos_token_id)
-        if isinstance(target, Summary):
-            return actions.force_tokens(
-                tokenize(str(_render(target.text, st.env())), tokenizer) + [eos]
-            )
-        return actions.force_tokens([eos])
+        return final_action(target, st.env(), st.user, st.active or self.flow, actions, tokenizer)
+
+    def _flow_ended(
+        self, st: _State, event: Event, actions: ActionBuilder, tokenizer: Any
+    ) -> Action | None:
+        """The active flow ended with ``None``: the next untriggered flow starts, if any."""
+        st.active = None
+        waiting = [f for f in self.flows if not any(f is r for r in st.ran)]
+        if not waiting:
+            st.finished = True
+        nxt = next((f for f in waiting if f.trigger is None), None)
+        return None if nxt is None else self._enter(st, nxt, event, actions, tokenizer)
+
+    def _ask(
+        self, st: _State, q: Question, event: Event, actions: ActionBuilder, tokenizer: Any
+    ) -> Action | None:
+        auto = q.auto(st.env()) if q.auto is not None else None
+        st.question = q
+        st.run = q.selfprompt.begin(tokenizer, auto)
+        action = st.run.start(event, actions)
+        if st.run.done and action is None:  # an empty auto-answer: nothing to wait for
+            return self._enter(st, self._answered(st), event, actions, tokenizer)
+        return action
+
+    def _callback(
+        self, st: _State, target: Callback, event: Event, actions: ActionBuilder, tokenizer: Any
+    ) -> Action | None:
+        kind, value = callback_outcome(target, target.fn(actions, st.user, tokenizer))
+        if kind == "next":
+            return self._enter(st, target.then, event, actions, tokenizer)
+        if kind == "route":
+            return self._enter(st, value, event, actions, tokenizer)
+        if kind == "end":
+            self.end(event.request_id)
+            st.finished = True
+        else:
+            st.pending, st.has_pending = target.then, True
+        return cast(Action, value)
 
 
 def flow_mod(
-    flow: Flow, *, name: str = "flow", hold_back: int = DEFAULT_HOLD_BACK
+    flow: Flow | Sequence[Flow],
+    *,
+    name: str = "flow",
+    hold_back: int = DEFAULT_HOLD_BACK,
+    state_factory: StateFactory | None = None,
 ) -> ModDefinition:
-    """A mod running ``flow``; one :class:`FlowEngine` shared by its per-request instances."""
-    engine = FlowEngine(flow)
+    """A mod running ``flow`` (or several flows); one :class:`FlowEngine` shared by its
+    per-request instances. ``state_factory(request_id)`` makes each request's state."""
+    engine = FlowEngine(flow, state_factory=state_factory)
 
     class _FlowMod(Mod):
         def handle(self, event: Event, actions: ActionBuilder, tokenizer: Any) -> Action | None:
