@@ -18,6 +18,7 @@ Three forms:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -27,10 +28,18 @@ from typing import Any
 from quote.mods.registry import RegistryError, normalise_source, validate_name
 from quote.sdk.serialize import PAYLOAD_FORMAT
 
-__all__ = ["MAX_SERVER_FILES", "Registration", "parse_registration"]
+__all__ = [
+    "MAX_SERVER_BYTES",
+    "MAX_SERVER_FILES",
+    "Registration",
+    "body_credential",
+    "parse_registration",
+]
 
 MAX_SERVER_FILES = 500
 """Most ``.py`` files a ``dir``/``files`` registration may read."""
+MAX_SERVER_BYTES = 8 * 1024 * 1024
+"""Most bytes of code a ``dir``/``files`` registration may read."""
 
 _OURS = {"name", "source", "entrypoint", "description"}
 _ORIGINAL = {"language", "module", "dir", "files", "user_api_key"}
@@ -138,7 +147,8 @@ def _server_files(directory: Any, listed: Any, module: str) -> dict[str, str]:
         if not isinstance(directory, str) or not Path(directory).is_dir():
             raise RegistryError(f"'dir' is not a folder on the server: {directory!r}")
         root = Path(directory).resolve()
-        paths = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        found = (p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        paths = sorted(itertools.islice(found, MAX_SERVER_FILES + 1))
     else:
         if (
             not isinstance(listed, list)
@@ -154,7 +164,12 @@ def _server_files(directory: Any, listed: Any, module: str) -> dict[str, str]:
     if len(paths) > MAX_SERVER_FILES:
         raise RegistryError(f"more than {MAX_SERVER_FILES} .py files under {str(root)!r}")
     base = _package_base(root, module)
-    return {p.relative_to(base).as_posix(): p.read_text(encoding="utf-8") for p in paths}
+    try:
+        if sum(p.stat().st_size for p in paths) > MAX_SERVER_BYTES:
+            raise RegistryError(f"the .py files under {str(root)!r} exceed {MAX_SERVER_BYTES} B")
+        return {p.relative_to(base).as_posix(): p.read_text(encoding="utf-8") for p in paths}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"cannot read the mod's files: {exc}") from exc
 
 
 def _package_base(root: Path, module: str) -> Path:

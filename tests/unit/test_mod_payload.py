@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from quote.mods import payload
 from quote.mods.payload import body_credential, parse_registration
 from quote.mods.registry import ModRegistry, RegistryError
 from quote.sdk.harness import run_mod
@@ -95,6 +96,21 @@ def test_dir_and_files_are_read_from_the_package_base(tmp_path: Path) -> None:
     assert list(reg.files) == ["examples/demo/mod.py"]
     with pytest.raises(RegistryError, match="is not under"):
         parse_registration({**common, "module": "other.mod", "dir": str(root)})
+
+
+def test_reading_the_servers_files_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("mod.py", "a.py", "b.py"):
+        (tmp_path / name).write_text(MOD)
+    body = {"name": "d", "module": "mod", "entrypoint": "hello", "dir": str(tmp_path)}
+    monkeypatch.setattr(payload, "MAX_SERVER_FILES", 2)
+    with pytest.raises(RegistryError, match="more than 2"):
+        parse_registration(body)
+    monkeypatch.setattr(payload, "MAX_SERVER_FILES", 10)
+    monkeypatch.setattr(payload, "MAX_SERVER_BYTES", 10)
+    with pytest.raises(RegistryError, match="exceed 10"):
+        parse_registration(body)
 
 
 def test_serialize_mod_payload_round_trips_into_the_registry(
