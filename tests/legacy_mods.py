@@ -271,7 +271,7 @@ def sampled_tool_calls(event, actions, tokenizer):
 def two_argument_handler(event, actions):
     """The original's ``@mod`` also accepted ``(event, actions)``."""
     if isinstance(event, ForwardPass) and event.step == 0:
-        return actions.force_tokens([5, 6])
+        return actions.force_tokens([40, 41])
     return actions.noop()
 
 

@@ -113,7 +113,7 @@ def test_emit_error_fails_the_request_with_err_str() -> None:
 
 def test_two_argument_handler_form() -> None:
     result = _run(L.two_argument_handler)
-    assert result.completion_tokens[:2] == [5, 6]
+    assert result.completion_tokens[:2] == [40, 41]
     assert result.text[2:] == MODEL_TEXT[2:]
 
 
