@@ -154,7 +154,7 @@ def test_adjust_logits_with_a_max_tensor(engine: LocalEngine, baseline: list[int
     with pytest.warns(QuoteModSDKDeprecationWarning):
 
         @mod
-        def ban_first(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+        def ban_first(event, actions, tokenizer):
             if isinstance(event, LegacyForwardPass):
                 logits = event.logits.to_numpy().copy()
                 logits[0, first] = -np.inf

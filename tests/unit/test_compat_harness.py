@@ -135,7 +135,7 @@ def test_a_garbage_return_fails_only_the_request() -> None:
     with pytest.warns(QuoteModSDKDeprecationWarning):
 
         @mod
-        def garbage(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+        def garbage(event, actions, tokenizer):
             return "not an action"
 
     result = _run(garbage)
@@ -150,7 +150,7 @@ def test_deprecation_warning_once_per_mod_not_per_call() -> None:
         warnings.simplefilter("always")
 
         @mod
-        def counted(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+        def counted(event, actions, tokenizer):
             return actions.noop()
 
         for _ in range(3):

@@ -161,7 +161,7 @@ def test_mods_called_the_original_way() -> None:
     """``mod(event, tokenizer)`` returns the validated action, as the original's wrapper did."""
 
     @_quiet_mod
-    def by_event(event, actions, tokenizer):  # type: ignore[no-untyped-def]
+    def by_event(event, actions, tokenizer):
         if isinstance(event, sdk.Sampled):
             return actions.backtrack(steps=1, tokens=tokenizer.encode("x"))
         if isinstance(event, sdk.Added):

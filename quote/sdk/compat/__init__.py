@@ -24,12 +24,16 @@ from quote.sdk.compat.actions import (
 from quote.sdk.compat.builder import ActionBuilder, for_event
 from quote.sdk.compat.events import (
     Added,
+    AddedEvent,
     ContextInfo,
     ForwardPass,
+    ForwardPassEvent,
     LegacyLogits,
     ModEvent,
     Prefilled,
+    PrefilledEvent,
     Sampled,
+    SampledEvent,
     legacy_event,
 )
 from quote.sdk.compat.helpers import (
@@ -53,6 +57,7 @@ from quote.sdk.errors import InvalidActionError
 __all__ = [
     "ActionBuilder",
     "Added",
+    "AddedEvent",
     "AdjustedLogits",
     "AdjustedPrefill",
     "Backtrack",
@@ -61,6 +66,7 @@ __all__ = [
     "ForceOutput",
     "ForceTokens",
     "ForwardPass",
+    "ForwardPassEvent",
     "InvalidActionError",
     "LegacyLogits",
     "LegacyModDefinition",
@@ -69,8 +75,10 @@ __all__ = [
     "ModEvent",
     "Noop",
     "Prefilled",
+    "PrefilledEvent",
     "QuoteModSDKDeprecationWarning",
     "Sampled",
+    "SampledEvent",
     "ToolCalls",
     "adapt_callable",
     "create_mod",

@@ -21,12 +21,16 @@ from quote.sdk import events as q
 
 __all__ = [
     "Added",
+    "AddedEvent",
     "ContextInfo",
     "ForwardPass",
+    "ForwardPassEvent",
     "LegacyLogits",
     "ModEvent",
     "Prefilled",
+    "PrefilledEvent",
     "Sampled",
+    "SampledEvent",
     "as_logits_row",
     "legacy_event",
 ]
@@ -188,6 +192,12 @@ class Added(q.Added):
 
 
 ModEvent = Prefilled | ForwardPass | Sampled | Added
+
+# The names the original SDK's README used.
+PrefilledEvent = Prefilled
+ForwardPassEvent = ForwardPass
+SampledEvent = Sampled
+AddedEvent = Added
 
 
 def _forward_pass(event: q.ForwardPass) -> ForwardPass:
