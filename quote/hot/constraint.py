@@ -54,9 +54,8 @@ class Constraint:
 
     def admit(self, tokens: Sequence[int]) -> int:
         """Consume the longest prefix of ``tokens`` the grammar allows; return its length."""
-        n = self.matcher.accepts(tokens)
+        n = self.matcher.advance(tokens)
         if n:
-            self.matcher.consume(tokens[:n])
             self.consumed.extend(tokens[:n])
         return n
 

@@ -64,6 +64,7 @@ class _Row:
         "batch",
         "ctx",
         "device_masks",
+        "grammar_forced",
         "grammar_mask",
         "index",
         "logits",
@@ -87,6 +88,7 @@ class _Row:
         self.batch: _BatchLogits | None = None
         self.device_masks = False
         self.grammar_mask: np.ndarray | None = None
+        self.grammar_forced: list[int] | None = None
         self.lp_pos = -1  # position this step's logits predict, while logprobs may be taken
 
     def queue(self) -> deque[tuple[str, Any, bool, str]]:
@@ -319,9 +321,10 @@ _MASK_THREAD = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="quot
 
 
 def grammar_masks(pipeline: Any, live: list[_Row], chunked: set[int]) -> Any:
-    """Start computing the built-in constraints' next-token masks, all rows at once (in
-    parallel, off the GIL); returns the future (None when no row is constrained). The
-    masks depend only on tokens already consumed, so they overlap the forward pass."""
+    """Start computing the built-in constraints' next step in a thread, while the forward
+    launches: each row's forced tokens, then, for rows with none, the masks (in parallel,
+    off the GIL). Both depend only on tokens already consumed. Returns the future (None
+    when no row is constrained)."""
     rows = [
         r
         for r in live
@@ -332,9 +335,16 @@ def grammar_masks(pipeline: Any, live: list[_Row], chunked: set[int]) -> Any:
     width = int(pipeline.vocab_size)
 
     def fill() -> None:
-        masks = fill_masks([r.st.constraint.matcher for r in rows if r.st.constraint], width)
-        for r, m in zip(rows, masks, strict=True):
-            r.grammar_mask = m
+        choosing = []
+        for r in rows:
+            assert r.st.constraint is not None
+            r.grammar_forced = r.st.constraint.forced() if FAST_FORWARD else []
+            if not r.grammar_forced:
+                choosing.append(r)
+        if choosing:
+            matchers = [r.st.constraint.matcher for r in choosing if r.st.constraint]
+            for r, m in zip(choosing, fill_masks(matchers, width), strict=True):
+                r.grammar_mask = m
 
     return _MASK_THREAD.submit(fill)
 
@@ -344,9 +354,11 @@ def constrain(row: _Row) -> None:
     else mask the sample to what it allows (on the device when the bitmask sampler exists)."""
     st, g = row.st, row.st.constraint
     mask, row.grammar_mask = row.grammar_mask, None
+    forced, row.grammar_forced = row.grammar_forced, None
     if g is None or st.finished or row.suppressed:
         return
-    forced = g.forced() if FAST_FORWARD else None
+    if forced is None:
+        forced = g.forced() if FAST_FORWARD else None
     if forced:
         row.queue().append(("add", tuple(forced), True, CONSTRAINT))
         row.suppressed = True

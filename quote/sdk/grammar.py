@@ -184,6 +184,14 @@ class Matcher:
         """How many of ``tokens`` (a prefix) the grammar would take now, without consuming."""
         return int(self._m.validate_tokens(list(tokens)))
 
+    def advance(self, tokens: Sequence[int]) -> int:
+        """Consume the longest prefix of ``tokens`` the grammar allows; return its length.
+
+        One llguidance call (``accepts`` then ``consume`` make two); a refused token leaves
+        the matcher where it was, not in an error state.
+        """
+        return int(self._m.try_consume_tokens(list(tokens))) if tokens else 0
+
     def consume(self, tokens: Sequence[int]) -> None:
         """Advance over ``tokens``; :class:`GrammarError` if the grammar forbids one."""
         if tokens and not self._m.consume_tokens(list(tokens)):
@@ -191,6 +199,8 @@ class Matcher:
 
     def forced(self) -> list[int]:
         """Tokens the grammar allows as the only continuation (fast-forward)."""
+        if not self._m.compute_ff_bytes():  # no forced bytes, no forced tokens: 20x cheaper
+            return []
         return [int(t) for t in self._m.compute_ff_tokens()]
 
     def rollback(self, n: int) -> None:
