@@ -17,6 +17,8 @@ forces a grammar's fast-forward tokens yields several tokens per request) and it
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import tempfile
 from pathlib import Path
@@ -66,7 +68,13 @@ SCHEMAS = {"long-strings": SCHEMA, "records": RECORDS}
 
 
 def measure(
-    loaded: Any, batch: int, steps: int, prompt_len: int, reps: int, schema: Any = SCHEMA
+    loaded: Any,
+    batch: int,
+    steps: int,
+    prompt_len: int,
+    reps: int,
+    schema: Any = SCHEMA,
+    profile: Any = None,
 ) -> dict[str, float]:
     """Interleaved constrained / unconstrained batches; per-step medians over ``reps`` runs."""
     vocab = int(loaded.pipeline.vocab_size)
@@ -90,7 +98,11 @@ def measure(
             for name, s in runs.items():
                 if len(s.live) == batch:
                     before = sum(len(t) for t in s.out.tokens)
+                    if profile is not None and name == "json":
+                        profile.enable()
                     dt = s.step()
+                    if profile is not None and name == "json":
+                        profile.disable()
                     made = sum(len(t) for t in s.out.tokens) - before
                     times[name].append(dt)
                     tokens[name].append(made / dt)
@@ -143,6 +155,9 @@ def main() -> None:
     parser.add_argument(
         "--tokenizer-size", type=int, default=0, help="use a synthetic tokenizer of this size"
     )
+    parser.add_argument(
+        "--profile", type=int, default=0, help="print a cProfile of the json steps at this batch"
+    )
     a = parser.parse_args()
     from quote.pipelines.loader import load_pipeline
 
@@ -157,7 +172,13 @@ def main() -> None:
         max_length=1024,
         **load_kwargs(a),
     )
-    rows = [measure(loaded, b, a.steps, a.prompt_len, a.reps, SCHEMAS[a.schema]) for b in batches]
+    rows = []
+    for b in batches:
+        prof = cProfile.Profile() if a.profile == b else None
+        rows.append(measure(loaded, b, a.steps, a.prompt_len, a.reps, SCHEMAS[a.schema], prof))
+        if prof is not None:
+            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
     print(
         markdown_table(
             [
