@@ -171,3 +171,22 @@ def test_quote_handlers_are_untouched() -> None:
 
         assert type(as_definition(Plain)) is ModDefinition
     assert type(definition) is ModDefinition
+
+
+def test_illegal_action_fails_the_request_naming_mod_and_event() -> None:
+    from quote_mod_sdk import Prefilled, mod
+
+    with pytest.warns(QuoteModSDKDeprecationWarning):
+
+        @mod(hold_back=64)
+        def early(event, actions, tokenizer):
+            if isinstance(event, Prefilled):
+                return actions.backtrack(steps=1)
+            return None
+
+    assert early.hold_back == 64
+    result = _run(early)
+    assert result.finish_reason == "error"
+    assert result.error is not None
+    assert "mod 'early' raised at Prefilled" in result.error
+    assert "Action 'backtrack' not permitted for event type Prefilled" in result.error
