@@ -3,7 +3,8 @@
 
 Subcommands:
 
-- ``quote tiny-model DIR [--variant NAME] [--seed N]``: write the embedded tiny Gemma3 checkpoint.
+- ``quote tiny-model DIR [--variant NAME] [--seed N] [--layout causal|multimodal|multimodal-v5]``:
+  write the embedded tiny Gemma3 checkpoint.
 - ``quote serve [--model PATH] [--devices cpu] [--host H] [--port P] [--mods-dir DIR]
   [--mod MODULE:ATTR] [--allowed-hosts H1,H2] [--reload] [MAX FLAGS...]``: serve a model
   through MAX's OpenAI-compatible server with Quote's architecture and pipeline
@@ -35,11 +36,23 @@ logger = logging.getLogger(__name__)
 _Handler = Callable[[argparse.Namespace], int]
 
 
+_TINY_LAYOUTS = {"causal": None, "multimodal": "v4", "multimodal-v5": "v5"}
+"""``--layout`` choices: ``Gemma3ForCausalLM``, or ``Gemma3ForConditionalGeneration`` with the
+weight names of the released checkpoints (transformers 4.x) or of transformers 5.x."""
+
+
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
     """Write the tiny Gemma3 checkpoint into ``args.dir`` and print its path."""
     from quote.tiny import write_tiny_model
+    from quote.tiny.multimodal import write_tiny_multimodal_model
 
-    path = write_tiny_model(args.dir, variant=args.variant, seed=args.seed)
+    names = _TINY_LAYOUTS[args.layout]
+    if names is None:
+        path = write_tiny_model(args.dir, variant=args.variant, seed=args.seed)
+    else:
+        path = write_tiny_multimodal_model(
+            args.dir, variant=args.variant, seed=args.seed, layout=names
+        )
     print(path)
     return 0
 
@@ -60,6 +73,15 @@ def _add_tiny_model(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="model shape (default: %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default: %(default)s)")
+    parser.add_argument(
+        "--layout",
+        default="causal",
+        choices=list(_TINY_LAYOUTS),
+        help="checkpoint layout: causal (Gemma3ForCausalLM, as gemma-3-1b), multimodal "
+        "(Gemma3ForConditionalGeneration as gemma-3-4b/12b/27b are released, with a tiny "
+        "vision tower) or multimodal-v5 (the same, transformers 5 weight names) "
+        "(default: %(default)s)",
+    )
     parser.set_defaults(handler=_cmd_tiny_model)
 
 

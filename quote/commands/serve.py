@@ -14,6 +14,8 @@ import os
 import shutil
 import sys
 
+from quote.pipelines.encoding import cpu_encoding
+
 __all__ = ["DEFAULT_TINY_DIR", "MAX_DRAIN_S", "add_serve", "serve_command", "serve_env"]
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,13 @@ def serve_command(args: argparse.Namespace) -> list[str]:
     cmd += ["--host", args.host, "--port", str(args.port), "--max-length", str(args.max_length)]
     if args.max_batch_size is not None:
         cmd += ["--max-batch-size", str(args.max_batch_size)]
-    return cmd + list(getattr(args, "max_args", None) or [])
+    max_args = list(getattr(args, "max_args", None) or [])
+    if not any(a.split("=")[0] == "--quantization-encoding" for a in max_args):
+        # A bfloat16 release on CPU runs in float32 (cast at load); MAX would refuse it.
+        encoding = None if args.model is None else cpu_encoding(args.model, args.devices, None)
+        if encoding is not None:
+            cmd += ["--quantization-encoding", encoding]
+    return cmd + max_args
 
 
 def _allowed_hosts(value: str) -> str:

@@ -2,7 +2,8 @@
 """MAX custom architectures of Quote, for ``--custom-architectures quote.custom_arch``.
 
 Importing this module imports MAX. ``ARCHITECTURES`` registers Quote's Gemma3 under
-``Gemma3ForCausalLM`` (overriding MAX's built-in), with Quote's pipeline class.
+``Gemma3ForCausalLM`` and ``Gemma3ForConditionalGeneration`` (overriding MAX's built-ins; the
+multimodal checkpoints are served text-only), with Quote's pipeline class.
 """
 
 from quote.server.interpreter import pin_interpreter
@@ -11,12 +12,15 @@ from quote.server.interpreter import pin_interpreter
 # first `python3` on PATH, which would start the model worker outside this venv.
 pin_interpreter()
 
-from quote.custom_arch.gemma3.arch import quote_gemma3_arch  # noqa: E402
+from quote.custom_arch.gemma3.arch import (  # noqa: E402
+    quote_gemma3_arch,
+    quote_gemma3_multimodal_arch,
+)
 from quote.logs import configure_from_env  # noqa: E402
 
 configure_from_env()
 
-ARCHITECTURES = [quote_gemma3_arch]
+ARCHITECTURES = [quote_gemma3_arch, quote_gemma3_multimodal_arch]
 
 __all__ = ["ARCHITECTURES"]
 

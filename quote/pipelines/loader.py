@@ -63,13 +63,18 @@ def load_pipeline(
         enable_prefix_caching: MAX's prefix cache (Quote's rewinds are exact either way).
         stock: Use MAX's stock ``TextGenerationPipeline`` instead of ``QuotePipeline``
             (for baselines in benchmarks and tests).
-        **extra: Further flat ``PipelineArgs`` fields.
+        **extra: Further flat ``PipelineArgs`` fields. Without ``quantization_encoding``,
+            Quote's Gemma3 runs in float32 on CPU (bfloat16 checkpoints are cast at load).
     """
     from max.pipelines.lib import PIPELINE_REGISTRY, PipelineConfig
     from max.pipelines.lib.pipeline_args import PipelineArgs
 
     import quote.custom_arch as custom_arch
+    from quote.pipelines.encoding import cpu_encoding
 
+    encoding = cpu_encoding(model_path, devices, extra.pop("quantization_encoding", None))
+    if encoding is not None:
+        extra["quantization_encoding"] = encoding
     for arch in custom_arch.ARCHITECTURES:
         if stock:
             arch = _without_pipeline_cls(arch)

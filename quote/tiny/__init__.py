@@ -257,12 +257,16 @@ def _normal(seed: int, name: str, shape: tuple[int, ...], std: float, mean: floa
     return np.ascontiguousarray(values, dtype=np.float32)
 
 
-def tiny_weights(variant: str = "default", seed: int = 0) -> dict[str, Any]:
+def tiny_weights(
+    variant: str = "default", seed: int = 0, *, vocab_size: int | None = None
+) -> dict[str, Any]:
     """Return the float32 weights of a variant, keyed by Hugging Face ``Gemma3ForCausalLM`` names.
 
     Linear layers are drawn with std ``fan_in ** -0.5``; the decoder layers' RMSNorm weights (used
     as ``1 + w``) are small values around 0; the q/k norms and the final norm are offset (see
     ``_Variant``); the lm_head is tied to ``model.embed_tokens.weight`` and not stored.
+    ``vocab_size`` (default: the shipped tokenizer's) sets the embedding rows; the first rows do
+    not depend on it.
     """
     spec = _variant(variant)
     hidden = spec.hidden_size
@@ -270,7 +274,10 @@ def tiny_weights(variant: str = "default", seed: int = 0) -> dict[str, Any]:
     kv_dim = spec.num_key_value_heads * spec.head_dim
     weights: dict[str, Any] = {
         "model.embed_tokens.weight": _normal(
-            seed, "model.embed_tokens.weight", (_vocab_size(), hidden), spec.embed_std
+            seed,
+            "model.embed_tokens.weight",
+            (vocab_size or _vocab_size(), hidden),
+            spec.embed_std,
         ),
         "model.norm.weight": _normal(
             seed, "model.norm.weight", (hidden,), spec.norm_std, spec.final_norm_offset

@@ -1,7 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``quote_gemma3_arch``: the MAX ``SupportedArchitecture`` entry for Quote's Gemma3."""
+"""The MAX ``SupportedArchitecture`` entries of Quote's Gemma3.
+
+``quote_gemma3_arch`` registers under ``Gemma3ForCausalLM`` (gemma-3-270m, gemma-3-1b);
+``quote_gemma3_multimodal_arch`` under ``Gemma3ForConditionalGeneration`` (gemma-3-4b, 12b,
+27b), replacing MAX's multimodal pipeline with Quote's for text-only serving: the same model,
+config and pipeline read the language model out of the multimodal checkpoint.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 from max.graph.weights import WeightsFormat
 from max.pipelines.kv_cache.memory_planner import PagedMemoryPlanner
@@ -14,7 +22,7 @@ from quote.custom_arch.gemma3.model import QuoteGemma3BatchProcessor, QuoteGemma
 from quote.pipelines.context import QuoteContext, QuoteTokenizer
 from quote.pipelines.quote_pipeline import QuotePipeline
 
-__all__ = ["quote_gemma3_arch"]
+__all__ = ["quote_gemma3_arch", "quote_gemma3_multimodal_arch"]
 
 quote_gemma3_arch = SupportedArchitecture(
     name="Gemma3ForCausalLM",
@@ -34,4 +42,10 @@ quote_gemma3_arch = SupportedArchitecture(
     supports_overlap_scheduler=False,
     supports_device_graph_capture=False,
     pipeline_cls=QuotePipeline,
+)
+
+quote_gemma3_multimodal_arch = dataclasses.replace(
+    quote_gemma3_arch,
+    name="Gemma3ForConditionalGeneration",
+    example_repo_ids=["google/gemma-3-4b-it", "google/gemma-3-12b-it", "google/gemma-3-27b-it"],
 )

@@ -5,6 +5,8 @@ Differences from MAX's built-in Gemma3 config:
 
 * encodings ``float32`` (CPU; the default, cast to bfloat16 on GPU by MAX) and ``bfloat16``;
 * which layers slide comes from Hugging Face's ``layer_types`` (the config's own truth);
+* a multimodal ``Gemma3ForConditionalGeneration`` config (Gemma 3 4B/12B/27B) is read through
+  its ``text_config`` (:func:`text_config_of`): this architecture runs the language model only;
 * one KV cache for all layers. Sliding layers mask their window inside the attention
   kernel but keep their pages, so truncating a sequence (a mod's backtrack) can
   rewind the cache in place, exactly, without recomputing the sequence.
@@ -23,11 +25,17 @@ from max.pipelines.kv_cache import cache_dtype_for_encoding
 from max.pipelines.lib import KVCacheConfig, PipelineConfig
 from max.pipelines.modeling.config_enums import SupportedEncoding
 
-__all__ = ["QuoteGemma3Config", "UnsupportedConfigError", "layer_types_of"]
+__all__ = ["QuoteGemma3Config", "UnsupportedConfigError", "layer_types_of", "text_config_of"]
 
 
 class UnsupportedConfigError(ValueError):
     """The checkpoint asks for a Gemma3 feature this architecture does not implement."""
+
+
+def text_config_of(hf_config: Any) -> Any:
+    """The language model's config: ``text_config`` of a multimodal config, else the config."""
+    text = getattr(hf_config, "text_config", None)
+    return hf_config if text is None else text
 
 
 def layer_types_of(hf_config: Any) -> list[str]:
@@ -53,6 +61,19 @@ class QuoteGemma3Config(Gemma3Config):
     layer_types: list[str] = field(default_factory=list)
     """Per layer: ``sliding_attention`` or ``full_attention``."""
 
+    @staticmethod
+    def get_num_layers(huggingface_config: Any) -> int:
+        """Number of decoder layers (of the language model)."""
+        return int(text_config_of(huggingface_config).num_hidden_layers)
+
+    @classmethod
+    def calculate_max_seq_len(cls, huggingface_config: Any, model_config: Any) -> int:
+        """``max_length`` bounded by the language model's ``max_position_embeddings``."""
+        bounded: int = super().calculate_max_seq_len(
+            text_config_of(huggingface_config), model_config
+        )
+        return bounded
+
     @classmethod
     def construct_kv_params(  # type: ignore[override]
         cls,
@@ -65,6 +86,7 @@ class QuoteGemma3Config(Gemma3Config):
         allow_kv_head_replication: bool = False,
     ) -> KVCacheParams:
         """One paged KV cache covering every layer (sliding layers included)."""
+        huggingface_config = text_config_of(huggingface_config)
         return kv_cache_config.to_params(
             dtype=cache_dtype,
             n_kv_heads=huggingface_config.num_key_value_heads,
@@ -80,6 +102,7 @@ class QuoteGemma3Config(Gemma3Config):
         cls, pipeline_config: PipelineConfig, huggingface_config: Any, *, max_seq_len: int
     ) -> QuoteGemma3Config:
         """Build the config from the pipeline and Hugging Face configs; reject what we cannot run."""
+        huggingface_config = text_config_of(huggingface_config)
         if len(pipeline_config.model.device_specs) != 1:
             raise UnsupportedConfigError(
                 "Quote's Gemma3 runs on exactly one device; pass a single --devices entry"
