@@ -143,8 +143,10 @@ def as_definition(obj: Any, name: str | None = None) -> ModDefinition:
     layer (:func:`quote.sdk.compat.mod.adapt_callable`).
     """
     if isinstance(obj, ModDefinition):
-        if name and name != obj.name:
-            return ModDefinition(name, obj.factory, obj.hold_back, obj._handler)
+        if type(obj) is not ModDefinition or (name and name != obj.name):
+            # Loaders get the exact class (a subclass, e.g. the compatibility layer's, keeps
+            # only its factory): the registry's import check accepts nothing else.
+            return ModDefinition(name or obj.name, obj.factory, obj.hold_back, obj._handler)
         return obj
     if isinstance(obj, type) and issubclass(obj, Mod):
         return ModDefinition(name or obj.name or obj.__name__, obj, obj.hold_back)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from quote.mods.check import check_bundle
 from quote.sdk import Mod, ModDefinition, as_definition
 from quote.sdk.compat import LegacyModDefinition, QuoteModSDKDeprecationWarning
 from quote.sdk.testing import RunResult, ScriptedModel, char_tokenizer, run_mod
@@ -120,7 +122,7 @@ def test_two_argument_handler_form() -> None:
 def test_bare_event_tokenizer_callable_is_adapted_by_the_loader() -> None:
     with pytest.warns(QuoteModSDKDeprecationWarning, match="bare_callable"):
         definition = as_definition(L.bare_callable)
-    assert isinstance(definition, LegacyModDefinition)
+    assert type(definition) is ModDefinition  # the only class the registry's check accepts
     assert _run(definition).text == " [BARE]" + MODEL_TEXT[len(" [BARE]") :]
 
 
@@ -190,3 +192,27 @@ def test_illegal_action_fails_the_request_naming_mod_and_event() -> None:
     assert result.error is not None
     assert "mod 'early' raised at Prefilled" in result.error
     assert "Action 'backtrack' not permitted for event type Prefilled" in result.error
+
+
+def test_loaders_get_the_exact_definition_class() -> None:
+    assert isinstance(L.prefilled_noop, LegacyModDefinition)
+    loaded = as_definition(L.prefilled_noop, name="prefilled_noop")
+    assert type(loaded) is ModDefinition and loaded.name == "prefilled_noop"
+    assert _run(loaded).text == MODEL_TEXT
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from quote_mod_sdk import mod\n@mod\ndef m(event, actions, tokenizer):\n"
+        "    return actions.noop()\n",
+        "from quote_mod_sdk import mod\n@mod\ndef m(event, actions):\n    return actions.noop()\n",
+        "from quote_mod_sdk import Noop\ndef m(event, tokenizer):\n    return Noop()\n",
+    ],
+    ids=["three-arguments", "two-arguments", "bare"],
+)
+def test_registration_check_accepts_original_sources(tmp_path: Path, source: str) -> None:
+    """The check process that ``POST /v1/mods`` runs accepts mods registered by function name."""
+    (tmp_path / "main.py").write_text(source)
+    verdict = check_bundle(tmp_path, "main:m", "m")
+    assert verdict["ok"] is True and verdict["type"] == "ModDefinition"

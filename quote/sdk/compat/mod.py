@@ -141,10 +141,14 @@ def create_mod(handler: Callable[..., Any]) -> LegacyModDefinition:
     return _decorate(handler, DEFAULT_HOLD_BACK, "quote_mod_sdk.create_mod")
 
 
-def adapt_callable(fn: ModCallable, name: str | None = None) -> LegacyModDefinition:
-    """Wrap the original engine's bare mod, ``fn(event, tokenizer) -> action``, as a Quote mod."""
+def adapt_callable(fn: ModCallable, name: str | None = None) -> ModDefinition:
+    """Wrap the original engine's bare mod, ``fn(event, tokenizer) -> action``, as a Quote mod.
+
+    ``fn`` itself stays callable the original's way; the definition is a plain
+    :class:`~quote.sdk.mod.ModDefinition`, the only class the registry accepts.
+    """
     label = str(name or getattr(fn, "__name__", "mod"))
-    definition = LegacyModDefinition(label, fn, DEFAULT_HOLD_BACK)
+    definition = ModDefinition(label, functools.partial(_LegacyMod, fn), DEFAULT_HOLD_BACK)
     functools.update_wrapper(definition, fn)  # type: ignore[arg-type]
     definition.name = label
     _warn_once(label, "a bare (event, tokenizer) mod")
