@@ -29,6 +29,7 @@ from quote.examples.airline_agent.agent import (
 )
 from quote.examples.airline_agent.client import (
     MOD_NAME,
+    PACKAGE_FILES,
     RESERVATIONS,
     ReservationDesk,
     Turn,
@@ -48,10 +49,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     srv = Server(tiny_model, d / "mods", d / "server.log", QUOTE_ADMIN_KEY=KEY)
     try:
         srv.wait_ready()
-        bundle = {
-            f"airline_agent/{name}": (PACKAGE / name).read_text()
-            for name in ("__init__.py", "agent.py")
-        }
+        bundle = {f"airline_agent/{name}": (PACKAGE / name).read_text() for name in PACKAGE_FILES}
         register_mod(
             srv, KEY, MOD_NAME, bundle, "airline_agent.agent:AGENT", "tau2-style airline agent"
         )

@@ -15,100 +15,52 @@ Usage (server started with ``QUOTE_ADMIN_KEY=secret make serve``)::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quote.examples.airline_agent.agent import TOOLS
+from quote.examples.airline_agent.desk import RESERVATIONS, ReservationDesk
+from quote.examples.airline_agent.tools import TOOLS
 
 __all__ = [
     "MOD_NAME",
+    "PACKAGE_FILES",
     "RESERVATIONS",
     "ReservationDesk",
     "Turn",
     "chat_turn",
     "main",
     "play",
+    "play_turns",
     "register",
 ]
 
 MOD_NAME = "airline-agent"
 """The name the agent is registered under (requests use ``"<served>/airline-agent"``)."""
 
-RESERVATIONS: dict[str, dict[str, Any]] = {
-    "ABC123": {
-        "reservation_id": "ABC123",
-        "status": "confirmed",
-        "refundable": True,
-        "flights": [
-            {
-                "flight_number": "HAT001",
-                "origin": "JFK",
-                "destination": "LAX",
-                "date": "2025-06-01",
-                "status": "on time",
-            }
-        ],
-    },
-    "XYZ789": {
-        "reservation_id": "XYZ789",
-        "status": "confirmed",
-        "refundable": False,
-        "flights": [
-            {
-                "flight_number": "HAT120",
-                "origin": "SFO",
-                "destination": "ORD",
-                "date": "2025-07-14",
-                "status": "on time",
-            }
-        ],
-    },
-    "DEF456": {
-        "reservation_id": "DEF456",
-        "status": "confirmed",
-        "refundable": True,
-        "flights": [
-            {
-                "flight_number": "HAT333",
-                "origin": "BOS",
-                "destination": "MIA",
-                "date": "2025-08-02",
-                "status": "delayed",
-            }
-        ],
-    },
-}
-"""The sample reservations."""
+SAMPLE_CONVERSATION = (
+    "Please cancel my reservation ABC123.",
+    "I want to cancel reservation XYZ789.",
+    "What is the status of DEF456?",
+    "Please add 2 checked bags to DEF456.",
+    "yes",
+)
+"""The user messages :func:`main` plays by default (one conversation)."""
 
-
-@dataclass
-class ReservationDesk:
-    """The tools' implementation, on an in-memory copy of :data:`RESERVATIONS`."""
-
-    reservations: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: copy.deepcopy(RESERVATIONS)
-    )
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def run(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Run one tool call; the result is what goes back to the agent (as JSON)."""
-        self.calls.append((name, dict(arguments)))
-        rid = str(arguments.get("reservation_id", ""))
-        found = self.reservations.get(rid)
-        if found is None:
-            return {"error": f"reservation {rid} not found"}
-        if name == "get_reservation":
-            return copy.deepcopy(found)
-        if name == "cancel_reservation":
-            if not found["refundable"] or found["status"] == "cancelled":
-                return {"success": False, "error": "not cancellable"}
-            found["status"] = "cancelled"
-            return {"success": True, "reservation_id": rid, "status": "cancelled"}
-        return {"error": f"unknown tool {name}"}
+PACKAGE_FILES = (
+    "__init__.py",
+    "agent.py",
+    "conversation.py",
+    "decide.py",
+    "extract.py",
+    "policy.py",
+    "replies.py",
+    "tools.py",
+)
+"""The agent's modules: the bundle :func:`register` sends (the client and desk stay here)."""
 
 
 @dataclass
@@ -153,53 +105,79 @@ def chat_turn(
     return Turn("".join(text), calls, finish)
 
 
-def play(
-    client: Any,
-    model: str,
+def _assistant(turn: Turn) -> dict[str, Any]:
+    if not turn.tool_calls:
+        return {"role": "assistant", "content": turn.content}
+    return {
+        "role": "assistant",
+        "content": turn.content or None,
+        "tool_calls": [
+            {
+                "id": cid,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
+            for cid, name, args in turn.tool_calls
+        ],
+    }
+
+
+def play_turns(
+    send: Callable[[list[dict[str, Any]]], Turn],
     user_text: str,
     desk: ReservationDesk,
     *,
-    max_turns: int = 4,
-    stream: bool = False,
+    history: list[dict[str, Any]] | None = None,
+    max_turns: int = 6,
 ) -> tuple[list[Turn], list[dict[str, Any]]]:
-    """Run one user request to the agent's text reply; returns the turns and the messages."""
-    messages: list[dict[str, Any]] = [{"role": "user", "content": user_text}]
+    """Run one user message to the agent's text reply with ``send(messages) -> Turn``.
+
+    ``history`` holds the earlier messages of the conversation (kept, not changed); tool
+    calls run on ``desk`` and their results go back as ``tool`` messages. Returns the
+    agent's turns and the whole conversation so far.
+    """
+    messages: list[dict[str, Any]] = [*(history or []), {"role": "user", "content": user_text}]
     turns: list[Turn] = []
     for _ in range(max_turns):
-        turn = chat_turn(client, model, messages, stream=stream)
+        turn = send(messages)
         turns.append(turn)
+        messages.append(_assistant(turn))
         if not turn.tool_calls:
-            messages.append({"role": "assistant", "content": turn.content})
             break
-        messages.append(
-            {
-                "role": "assistant",
-                "content": turn.content or None,
-                "tool_calls": [
-                    {
-                        "id": cid,
-                        "type": "function",
-                        "function": {"name": name, "arguments": json.dumps(args)},
-                    }
-                    for cid, name, args in turn.tool_calls
-                ],
-            }
-        )
         for cid, name, args in turn.tool_calls:
             result = desk.run(name, args)
             messages.append({"role": "tool", "tool_call_id": cid, "content": json.dumps(result)})
     return turns, messages
 
 
+def play(
+    client: Any,
+    model: str,
+    user_text: str,
+    desk: ReservationDesk,
+    *,
+    history: list[dict[str, Any]] | None = None,
+    max_turns: int = 6,
+    stream: bool = False,
+) -> tuple[list[Turn], list[dict[str, Any]]]:
+    """Run one user message to the agent's text reply over HTTP (see :func:`play_turns`)."""
+
+    def send(messages: list[dict[str, Any]]) -> Turn:
+        return chat_turn(client, model, messages, stream=stream)
+
+    return play_turns(send, user_text, desk, history=history, max_turns=max_turns)
+
+
 def register(base_url: str, admin_key: str, name: str = MOD_NAME) -> None:
-    """Register the agent (``agent.py`` as a one-file bundle) on the server."""
+    """Register the agent (its modules as the bundle ``airline_agent/``) on the server."""
     import httpx
 
-    source = (Path(__file__).parent / "agent.py").read_text()
+    here = Path(__file__).parent
+    source = {f"airline_agent/{f}": (here / f).read_text() for f in PACKAGE_FILES}
     root = base_url.removesuffix("/v1")
     r = httpx.post(
         root + "/v1/mods",
-        json={"name": name, "source": {"agent.py": source}, "entrypoint": "agent:AGENT"},
+        json={"name": name, "source": source, "entrypoint": "airline_agent.agent:AGENT"},
         headers={"Authorization": f"Bearer {admin_key}"},
         timeout=120,
     )
@@ -211,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     from openai import OpenAI
 
     parser = argparse.ArgumentParser(description="The airline agent over HTTP")
-    parser.add_argument("requests", nargs="*", help="user messages (default: three samples)")
+    parser.add_argument("requests", nargs="*", help="user messages (default: a sample chat)")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
     parser.add_argument("--model", default=None, help="served model name (default: the first)")
     parser.add_argument("--admin-key", default=os.environ.get("QUOTE_ADMIN_KEY"))
@@ -222,13 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     client = OpenAI(base_url=args.base_url, api_key="unused")
     served = args.model or client.models.list().data[0].id
     desk = ReservationDesk()
-    for text in args.requests or [
-        "Please cancel my reservation ABC123.",
-        "I want to cancel reservation XYZ789.",
-        "What is the status of DEF456?",
-    ]:
+    history: list[dict[str, Any]] = []
+    for text in args.requests or SAMPLE_CONVERSATION:
         print(f"user: {text}")
-        turns, _ = play(client, f"{served}/{MOD_NAME}", text, desk, stream=args.stream)
+        turns, history = play(
+            client, f"{served}/{MOD_NAME}", text, desk, history=history, stream=args.stream
+        )
         for turn in turns:
             for _, name, call_args in turn.tool_calls:
                 print(f"  agent calls {name}({json.dumps(call_args)})")
