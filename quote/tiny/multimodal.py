@@ -32,6 +32,7 @@ __all__ = [
     "VISION_CONFIG",
     "multimodal_config",
     "multimodal_weights",
+    "vision_weights",
     "write_tiny_multimodal_model",
 ]
 
@@ -106,7 +107,7 @@ def multimodal_config(variant: str = "default") -> dict[str, Any]:
     }
 
 
-def _vision_weights(seed: int) -> dict[str, Any]:
+def vision_weights(seed: int) -> dict[str, Any]:
     """SigLIP weights under their ``vision_model.`` names (without the tower prefix)."""
     cfg = VISION_CONFIG
     hidden, inter = cfg["hidden_size"], cfg["intermediate_size"]
@@ -154,7 +155,7 @@ def multimodal_weights(
     out: dict[str, Any] = {}
     for name, value in tiny.tiny_weights(variant, seed, vocab_size=VOCAB_SIZE).items():
         out[lm_prefix + name.removeprefix("model.")] = value
-    for name, value in _vision_weights(seed).items():
+    for name, value in vision_weights(seed).items():
         out[vision_prefix + name] = value
     vision_hidden = int(VISION_CONFIG["hidden_size"])
     text_hidden = int(tiny.VARIANTS[variant].hidden_size)
