@@ -105,6 +105,9 @@ def test_builder_arguments_and_action_fields() -> None:
     assert actions.adjust_logits(token_temp=0.0).logits is None
     sparse = actions.adjust_logits(ban=[1], token_temp=1.0)
     assert type(sparse) is q.AdjustedLogits and sparse.ban == (1,)
+    assert actions.adjust_logits(temperature=0.25).token_temp == 0.25
+    with pytest.raises(sdk.InvalidActionError, match="not both"):
+        actions.adjust_logits(token_temp=1.0, temperature=1.0)
     err = actions.emit_error("boom")
     assert err.err_str == err.message == "boom" and type(to_quote_action(err)) is q.EmitError
     pre = sdk.for_event(sdk.Prefilled("r", 0, 5, (1, 2)))

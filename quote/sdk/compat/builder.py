@@ -97,14 +97,18 @@ class ActionBuilder:
         ban: Iterable[int] | None = None,
         bias: Mapping[int, float] | None = None,
         allow_bitmask: npt.NDArray[np.int32] | None = None,
+        temperature: float | None = None,
     ) -> q.AdjustedLogits:
         """Replace this step's row (``(vocab,)``, ``(1, vocab)`` or a tensor) and/or set ``token_temp``.
 
-        Quote's sparse edits (``allow``, ``ban``, ``bias``, ``allow_bitmask``) may
-        be given as keywords too; then a Quote ``AdjustedLogits`` is returned.
+        Quote's keywords (``allow``, ``ban``, ``bias``, ``allow_bitmask``, and
+        ``temperature`` for ``token_temp``) are accepted too; with a sparse edit a
+        Quote ``AdjustedLogits`` is returned.
         """
         self._require(q.AdjustedLogits, "adjust_logits")
-        legacy = AdjustedLogits(logits, token_temp)
+        if token_temp is not None and temperature is not None:
+            raise InvalidActionError("adjust_logits: give token_temp or temperature, not both")
+        legacy = AdjustedLogits(logits, token_temp if token_temp is not None else temperature)
         if allow is None and ban is None and bias is None and allow_bitmask is None:
             return legacy
         return q.AdjustedLogits(
