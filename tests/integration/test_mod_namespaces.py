@@ -203,6 +203,9 @@ def test_shared_mods_serve_everyone_and_only_the_admin_deletes_them(users: Users
     for key in (users.a["key"], users.b["key"]):
         r = httpx.delete(users.base + "/v1/mods/shared", headers=auth(key), timeout=30)
         assert (r.status_code, r.json()["error"]["code"]) == (403, "shared_mod")
+    assert httpx.delete(users.base + "/v1/mods/shared", timeout=30).status_code == 401
+    r = httpx.delete(users.base + "/v1/mods/shared", headers=auth("wrong"), timeout=30)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "invalid_api_key")
     assert answer(users, "unused", "shared") == "common"
 
 
