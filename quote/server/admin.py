@@ -31,7 +31,7 @@ from quote.mods.registry import (
     validate_name,
     validate_path,
 )
-from quote.server.auth import Caller, identify, require_writer
+from quote.server.auth import identify, require_writer
 from quote.server.keys import KeyStore
 from quote.server.mod_views import ModView
 from quote.server.options import QuoteHTTPError, error_body
@@ -65,9 +65,9 @@ def keystore() -> KeyStore:
     return _keys
 
 
-def view(request: Request, caller: Caller | None = None) -> ModView:
+def view(request: Request) -> ModView:
     """The registry as the request's credential sees it."""
-    return ModView(registry(), caller or identify(request.headers, keystore()))
+    return ModView(registry(), identify(request.headers, keystore()))
 
 
 def _error(exc: QuoteHTTPError) -> JSONResponse:
