@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import openai
 import pytest
-from server_proc import Server, openai_client, register_mod
+from server_proc import openai_client, register_mod
 
+from quote.examples.airline_agent import replies
 from quote.examples.airline_agent.agent import (
     CONFIRM_REPLY,
     HELP_REPLY,
@@ -36,17 +38,34 @@ from quote.examples.airline_agent.client import (
     chat_turn,
     play,
 )
+from quote.examples.demos import DEMOS
+from quote.examples.demos.client import run_demos
+from quote.examples.demos.mods import GREETING, REPORT
+from quote.examples.json_schema import VERDICT
+from quote.server.process import ServerProcess
 
 pytestmark = pytest.mark.integration
 
 KEY = "test-admin-key"
+PRELOADED = [
+    "quote.examples.airline_agent:AGENT",
+    "quote.examples.json_schema:verdict",
+    *(f"quote.examples.demos:{n}" for n in DEMOS),
+]
 PACKAGE = Path(__file__).resolve().parents[2] / "quote" / "examples" / "airline_agent"
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     d = tmp_path_factory.mktemp("airline")
-    srv = Server(tiny_model, d / "mods", d / "server.log", QUOTE_ADMIN_KEY=KEY)
+    srv = ServerProcess(
+        tiny_model,
+        mods_dir=d / "mods",
+        log=d / "server.log",
+        env={"QUOTE_ADMIN_KEY": KEY},
+        max_length=4096,  # seven tool schemas and a few turns outgrow 2048 tokens
+        extra_args=[arg for spec in PRELOADED for arg in ("--mod", spec)],
+    )
     try:
         srv.wait_ready()
         bundle = {f"airline_agent/{name}": (PACKAGE / name).read_text() for name in PACKAGE_FILES}
@@ -59,7 +78,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
-def client(server: Server) -> openai.OpenAI:
+def client(server: ServerProcess) -> openai.OpenAI:
     return openai_client(server)
 
 
@@ -163,3 +182,79 @@ def test_tools_not_declared(client: openai.OpenAI, model: str) -> None:
         client, model, [{"role": "user", "content": "cancel ABC123"}], tools=openai.NOT_GIVEN
     )
     assert turn.tool_calls == [] and turn.content == NO_TOOLS_REPLY
+
+
+def test_baggage_over_two_user_turns(client: openai.OpenAI, model: str) -> None:
+    """A change waits for the user's yes: the price question, then the update on "yes"."""
+    desk = ReservationDesk()
+    turns, history = play(client, model, "Please add 2 checked bags to DEF456.", desk)
+    assert [t.finish_reason for t in turns] == ["tool_calls", "stop"]
+    assert turns[-1].content == (
+        "Adding 2 checked bags to reservation DEF456 costs $100 (credit_card_9012)."
+        + replies.CONFIRM_SUFFIX
+    )
+    assert [name for name, _ in desk.calls] == ["get_reservation"]
+    turns, _ = play(client, model, "yes", desk, history=history)
+    assert turns[-1].content == "Reservation DEF456 now has 4 checked bags."
+    assert [name for name, _ in desk.calls][1:] == [
+        "get_reservation",
+        "update_reservation_baggages",
+    ]
+    assert desk.reservations["DEF456"]["total_baggages"] == 4
+
+
+def test_booking_over_three_user_turns(client: openai.OpenAI, model: str) -> None:
+    """The booking flow asks for the date, then for the user's yes, then books."""
+    desk = ReservationDesk()
+    text = "Book a new flight from JFK to SEA in economy for mia_li_3668 without insurance"
+    turns, history = play(client, model, text, desk)
+    assert turns[-1].content == replies.NEED_DATE_REPLY and desk.calls == []
+    turns, history = play(client, model, "2025-09-10", desk, history=history)
+    assert turns[-1].content.startswith("Flight HAT500 JFK-SEA on 2025-09-10 in economy costs $210")
+    turns, _ = play(client, model, "yes, please", desk, history=history, stream=True)
+    assert turns[-1].content == "Your reservation NEW004 is booked: flight HAT500 on 2025-09-10."
+    assert desk.calls[-1][0] == "book_reservation" and "NEW004" in desk.reservations
+
+
+def test_preloaded_agent_from_the_package(client: openai.OpenAI) -> None:
+    """``--mod quote.examples.airline_agent:AGENT`` serves the same agent as the bundle."""
+    served = client.models.list().data[0].id
+    desk = ReservationDesk()
+    turns, _ = play(client, f"{served}/airline_agent", "Add a bag to ABC123", desk)
+    assert turns[-1].content.startswith("Adding 1 checked bag to reservation ABC123 costs $50")
+
+
+def test_demos_client_over_http(client: openai.OpenAI, model: str) -> None:
+    """quote/examples/demos/client.py against the preloaded demo mods."""
+    served = client.models.list().data[0].id
+    replies_by_mod = {mod: rest for mod, *rest in run_demos(client, served)}
+    content, finish, _ = replies_by_mod["greeting"]
+    assert content.startswith(GREETING)
+    content, finish, _ = replies_by_mod["stop_early"]
+    assert content.endswith(" [end]") and finish == "stop"
+    content, _, _ = replies_by_mod["no_letter_e"]
+    assert "e" not in content.lower()
+    _, finish, calls = replies_by_mod["weather_tool"]
+    assert finish == "tool_calls"
+    assert [(name, json.loads(args)) for name, args in calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+    content, finish, _ = replies_by_mod["weather_tool/2"]
+    assert content.startswith("The weather: ") and "sunny, 21 C" in content
+    content, finish, _ = replies_by_mod["json_report"]
+    assert finish == "stop" and set(json.loads(content)) == set(REPORT["properties"])
+    assert set(replies_by_mod) == {*DEMOS, "weather_tool/2"}
+
+
+def test_json_schema_verdict_preloaded(client: openai.OpenAI) -> None:
+    """``--mod quote.examples.json_schema:verdict``: the reply is JSON valid against VERDICT."""
+    served = client.models.list().data[0].id
+    reply = client.chat.completions.create(
+        model=f"{served}/verdict",
+        messages=[{"role": "user", "content": "Is the sky green?"}],
+        max_tokens=120,
+        temperature=0,
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop"
+    jsonschema.validate(json.loads(choice.message.content or ""), VERDICT)

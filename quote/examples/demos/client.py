@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
 """The demos over HTTP with the ``openai`` client.
 
-**Needs the server** (``make serve``: ``quote serve`` with the demo mods registered), which
-is still being built; this script is not tested yet. Each request selects its mod through
-the model name: ``"<served>/<mod>"``.
+Start a server with the demos preloaded (``quote serve`` imports them from the installed
+package)::
 
-Usage::
+    quote serve --mod quote.examples.demos:greeting --mod quote.examples.demos:no_letter_e \\
+        --mod quote.examples.demos:replace_phrase --mod quote.examples.demos:stop_early \\
+        --mod quote.examples.demos:weather_tool --mod quote.examples.demos:rewrite_prompt \\
+        --mod quote.examples.demos:json_report
+
+Each request selects its mod through the model name, ``"<served>/<mod>"``. Usage::
 
     python -m quote.examples.demos.client [--base-url http://127.0.0.1:8000/v1] [--model NAME]
 """
@@ -18,19 +22,15 @@ from typing import Any
 
 from quote.examples.demos.mods import WEATHER_TOOL
 
-__all__ = ["main"]
+__all__ = ["Reply", "main", "run_demos"]
+
+Reply = tuple[str, str, str | None, list[tuple[str, str]]]
+"""One demo request's ``(mod, content, finish_reason, [(tool name, arguments JSON)])``."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Send one chat request per demo mod and print the replies."""
-    from openai import OpenAI
-
-    parser = argparse.ArgumentParser(description="Quote demos over HTTP")
-    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
-    parser.add_argument("--model", default=None, help="served model name (default: the first)")
-    args = parser.parse_args(argv)
-    client = OpenAI(base_url=args.base_url, api_key="unused")
-    served = args.model or client.models.list().data[0].id
+def run_demos(client: Any, served: str) -> list[Reply]:
+    """One chat request per demo mod, then the tool round trip's second turn
+    (``"weather_tool/2"``); returns what each request answered."""
 
     def chat(mod: str, content: str, **extra: Any) -> Any:
         return client.chat.completions.create(
@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> None:
             max_tokens=extra.pop("max_tokens", 24),
             **extra,
         )
+
+    def reply(mod: str, answer: Any) -> Reply:
+        choice = answer.choices[0]
+        calls = [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+        return mod, choice.message.content or "", choice.finish_reason, calls
 
     quote_args = {
         "chat_template_kwargs": {"quote": {"args": {"phrase": "data", "replacement": "DATA"}}}
@@ -51,23 +56,36 @@ def main(argv: list[str] | None = None) -> None:
         ("rewrite_prompt", "What is Quote?", {}),
         ("json_report", "The weather as JSON:", {"max_tokens": 48}),
     ]
-    for mod, content, extra in cases:
-        reply = chat(mod, content, **extra)
-        print(f"{mod}: {reply.choices[0].message.content!r} ({reply.choices[0].finish_reason})")
+    out = [reply(mod, chat(mod, content, **extra)) for mod, content, extra in cases]
 
     # The tool round trip: a tool call, then the answer from the tool's result.
     question = [{"role": "user", "content": "What is the weather in Paris?"}]
-    reply = chat("weather_tool", "", messages=question, tools=[WEATHER_TOOL])
-    calls = reply.choices[0].message.tool_calls or []
-    print(f"weather_tool: {[(c.function.name, c.function.arguments) for c in calls]}")
+    first = chat("weather_tool", "", messages=question, tools=[WEATHER_TOOL])
+    out.append(reply("weather_tool", first))
+    calls = first.choices[0].message.tool_calls or []
     if calls:
         messages = [
             *question,
             {"role": "assistant", "tool_calls": [c.model_dump() for c in calls]},
             {"role": "tool", "tool_call_id": calls[0].id, "content": json.dumps("sunny, 21 C")},
         ]
-        reply = chat("weather_tool", "", messages=messages, tools=[WEATHER_TOOL])
-        print(f"weather_tool, turn 2: {reply.choices[0].message.content!r}")
+        second = chat("weather_tool", "", messages=messages, tools=[WEATHER_TOOL])
+        out.append(reply("weather_tool/2", second))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Send one chat request per demo mod and print the replies."""
+    from openai import OpenAI
+
+    parser = argparse.ArgumentParser(description="Quote demos over HTTP")
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    parser.add_argument("--model", default=None, help="served model name (default: the first)")
+    args = parser.parse_args(argv)
+    client = OpenAI(base_url=args.base_url, api_key="unused")
+    served = args.model or client.models.list().data[0].id
+    for mod, content, finish, calls in run_demos(client, served):
+        print(f"{mod}: {content!r} ({finish})" + (f" calls {calls}" if calls else ""))
 
 
 if __name__ == "__main__":
