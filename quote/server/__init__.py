@@ -23,12 +23,12 @@ def install() -> None:
     from max.serve import api_server
     from max.serve.config import APIType
 
-    from quote.server import routes
+    from quote.server import compat_routes, routes
     from quote.server.guard import install_guard
 
     current = tuple(api_server.ROUTES[APIType.OPENAI])
-    if routes not in current:
-        api_server.ROUTES[APIType.OPENAI] = (routes, *current)
+    if routes not in current:  # compat_routes: the original engine's /add_user
+        api_server.ROUTES[APIType.OPENAI] = (routes, compat_routes, *current)
     from quote.server import worker_link
 
     worker_link.install()  # results channel, worker-death handling (API process)

@@ -4,7 +4,8 @@
 The admin (``QUOTE_ADMIN_KEY``) creates keys with ``POST /v1/keys``; each key owns the mods
 registered with it (:meth:`quote.mods.registry.ModRegistry.namespace`). A key reads
 ``quote_<id>_<secret>``: the ``id`` (12 hex digits) names its namespace and is what
-``GET /v1/keys`` lists; only the SHA-256 of the whole key is stored (keys are 256-bit random
+``GET /v1/keys`` lists (a key the admin chose through the original engine's ``/add_user``
+gets an id too); only the SHA-256 of the whole key is stored (keys are 256-bit random
 strings, so a fast hash is enough), and it is compared in constant time. The file is
 replaced atomically (written aside, fsynced, renamed) with mode 0600.
 """
@@ -33,6 +34,8 @@ KEYS_FILE = ".keys.json"
 _KEY_RE = re.compile(r"^quote_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 _ID_RE = re.compile(r"^[0-9a-f]{12}$")
 MAX_LABEL = 200
+MIN_CHOSEN_KEY = 16
+"""Shortest key the admin may choose through ``/add_user`` (generated keys are 62 chars)."""
 
 
 class KeyStoreError(ValueError):
@@ -123,15 +126,50 @@ class KeyStore:
             raise KeyStoreError(f"'label' must be a string of at most {MAX_LABEL} characters")
         with self._lock:
             records = dict(self._load())
-            key_id = secrets.token_hex(6)
-            while key_id in records:
-                key_id = secrets.token_hex(6)
+            key_id = self._new_id(records)
             plaintext = f"quote_{key_id}_{secrets.token_urlsafe(32)}"
             record = KeyRecord(key_id, label, _digest(plaintext), time.time())
             records[key_id] = record
             self._save(records)
         logger.info("created API key %s", key_id)
         return record, plaintext
+
+    def add(self, plaintext: str, label: str = "") -> tuple[KeyRecord, bool]:
+        """Store a key the admin chose (the original engine's ``/add_user``).
+
+        Returns the record and whether the key existed already. Chosen keys need at least
+        :data:`MIN_CHOSEN_KEY` characters, no white space and no ``quote_`` prefix.
+        """
+        if (
+            not isinstance(plaintext, str)
+            or len(plaintext) < MIN_CHOSEN_KEY
+            or any(c.isspace() for c in plaintext)
+            or plaintext.startswith("quote_")
+        ):
+            raise KeyStoreError(
+                f"a chosen key needs at least {MIN_CHOSEN_KEY} characters, no white space "
+                "and no 'quote_' prefix"
+            )
+        if not isinstance(label, str) or len(label) > MAX_LABEL:
+            raise KeyStoreError(f"'label' must be a string of at most {MAX_LABEL} characters")
+        digest = _digest(plaintext)
+        with self._lock:
+            records = dict(self._load())
+            for record in records.values():
+                if hmac.compare_digest(record.sha256, digest):
+                    return record, True
+            key_id = self._new_id(records)
+            records[key_id] = KeyRecord(key_id, label, digest, time.time())
+            self._save(records)
+        logger.info("added chosen API key %s", key_id)
+        return records[key_id], False
+
+    @staticmethod
+    def _new_id(records: dict[str, KeyRecord]) -> str:
+        key_id = secrets.token_hex(6)
+        while key_id in records:
+            key_id = secrets.token_hex(6)
+        return key_id
 
     def delete(self, key_id: str) -> bool:
         """Remove a key; False when there is none with that id."""
@@ -145,15 +183,18 @@ class KeyStore:
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The record of a plaintext key, or None (unknown, deleted or malformed)."""
-        m = _KEY_RE.match(key)
-        if m is None:
-            return None
         with self._lock:
             try:
-                record = self._load().get(m.group(1))
+                records = self._load()
             except KeyStoreError:
                 logger.exception("no user key is valid while the keys file is unreadable")
                 return None
-        if record is None or not hmac.compare_digest(record.sha256, _digest(key)):
-            return None
-        return record
+        digest = _digest(key)
+        m = _KEY_RE.match(key)
+        if m is not None:  # a generated key names its record
+            record = records.get(m.group(1))
+            return record if record and hmac.compare_digest(record.sha256, digest) else None
+        for record in records.values():  # a chosen key (/add_user)
+            if hmac.compare_digest(record.sha256, digest):
+                return record
+        return None

@@ -383,3 +383,29 @@ def test_deleting_a_key_deletes_its_mods_and_access(users: Users, tmp_path: Path
     body = {"name": "after", "source": forced("after", "x"), "entrypoint": "after"}
     r = httpx.post(users.base + "/v1/mods", json=body, headers=auth(temp["key"]), timeout=30)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "invalid_api_key")
+
+
+def test_the_original_add_user(users: Users) -> None:
+    b, chosen = users.base, "a-key-the-admin-chose-42"
+    add = {"user_api_key": chosen, "admin_key": ADMIN}
+    r = httpx.post(b + "/add_user", json=add, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["ok"] and not r.json()["existed"] and chosen not in r.text
+    key_id = r.json()["id"]
+    again = httpx.post(b + "/add_user", json=add, timeout=30).json()
+    assert (again["id"], again["existed"]) == (key_id, True)
+    assert httpx.post(b + "/add_user", json={"user_api_key": chosen}).status_code == 401
+    r = httpx.post(b + "/add_user", json={**add, "admin_key": users.a["key"]}, timeout=30)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "invalid_api_key")
+    r = httpx.post(b + "/add_user", json={**add, "user_api_key": "short"}, timeout=30)
+    assert r.status_code == 400 and "at least 16" in r.json()["error"]["message"]
+    body = {"name": "chosen", "module": "client_mod", "entrypoint": "c", "language": "python"}
+    body |= {"source": forced("c", "picked"), "user_api_key": chosen}
+    r = httpx.post(b + "/v1/mods", json=body, timeout=120)
+    assert r.status_code == 201 and r.json()["owner"] == key_id, r.text
+    assert answer(users, chosen, "chosen") == "picked"
+    with pytest.raises(openai.NotFoundError):
+        answer(users, users.a["key"], "chosen")
+    assert httpx.delete(b + f"/v1/keys/{key_id}", headers=auth(ADMIN)).status_code == 204
+    with pytest.raises(openai.NotFoundError):
+        answer(users, chosen, "chosen")

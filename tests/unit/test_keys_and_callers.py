@@ -74,6 +74,19 @@ def test_labels_are_checked(store: KeyStore) -> None:
     assert not store.path.exists()
 
 
+def test_chosen_keys_of_add_user(store: KeyStore) -> None:
+    record, existed = store.add("chosen-by-the-admin-1", "old")
+    assert not existed and store.lookup("chosen-by-the-admin-1") == record
+    assert store.add("chosen-by-the-admin-1") == (record, True)
+    generated, key = store.create()
+    assert store.lookup(key) == generated and store.lookup("chosen-by-the-admin-2") is None
+    for bad in ("short", "has white space in it", "quote_looks_generated_0000"):
+        with pytest.raises(KeyStoreError, match="at least 16"):
+            store.add(bad)
+    assert "chosen-by-the-admin-1" not in store.path.read_text()
+    assert store.delete(record.id) and store.lookup("chosen-by-the-admin-1") is None
+
+
 def test_credential_sources() -> None:
     assert credential({"authorization": "Bearer  k1 "}) == "k1"
     assert credential({"x-user-api-key": "k2"}) == "k2"
