@@ -114,7 +114,9 @@ def with_responses(
         if positions is None:
             if idx is not None:
                 raise TypeError("refresh_responses: idx needs a ListOf with positional items")
-            return dataclasses.replace(strategy, item=with_responses(strategy.item, responses))  # type: ignore[arg-type]
+            item = strategy.item
+            assert isinstance(item, Strategy)  # no positions: one shared item strategy
+            return dataclasses.replace(strategy, item=with_responses(item, responses))
         if idx is None:
             raise TypeError("refresh_responses: a ListOf with positional items needs idx")
         if not -len(positions) <= idx < len(positions):

@@ -26,8 +26,11 @@ HTTP as a bundle (entrypoint ``airline_agent.agent:AGENT``) and preloads with
 
 from __future__ import annotations
 
-from quote.sdk.flow import Callback, Flow, Question, flow_mod
-from quote.sdk.strategies import Choices, ListOf, Regex
+from collections.abc import Callable
+from typing import Any
+
+from quote.sdk.flow import Callback, Flow, Question, Target, flow_mod
+from quote.sdk.strategies import Choices, ListOf, Regex, Strategy
 
 from . import extract
 from .conversation import AgentState
@@ -74,18 +77,12 @@ BIRTH_DATE = f"(19|20)[0-9]{{2}}-{MONTH_DAY}"
 NAME = "[A-Z][a-z]{1,15}"
 AIRPORT = "[A-Z]{3}"
 
+AutoAnswer = Callable[[dict[str, Any]], str | None]
 
-def _ask(name: str, prompt: str, strategy: object, auto: object) -> Question:
+
+def _ask(name: str, prompt: str, strategy: Strategy, auto: AutoAnswer) -> Question:
     """A question asked greedily and erased afterwards, auto-answered by ``auto``."""
-    return Question(
-        name,
-        prompt,
-        strategy,  # type: ignore[arg-type]
-        completion="\n",
-        erase="all",
-        greedy=True,
-        auto=auto,  # type: ignore[arg-type]
-    )
+    return Question(name, prompt, strategy, completion="\n", erase="all", greedy=True, auto=auto)
 
 
 DECIDE = Callback(lambda actions, state, tokenizer: decide(state))
@@ -119,8 +116,14 @@ change.on("flight", DECISION).otherwise(cabin)
 cabin.then(DECISION)
 bags.then(DECISION)
 passenger.then(DECISION)
-_AFTER_ID = {"cancel": date, "status": date, "modify": change, "baggage": bags}
-_AFTER_ID.update({"passengers": passenger, "insurance": DECISION})  # type: ignore[dict-item]
+_AFTER_ID: dict[str, Target] = {
+    "cancel": date,
+    "status": date,
+    "modify": change,
+    "baggage": bags,
+    "passengers": passenger,
+    "insurance": DECISION,
+}
 reservation_id.branch(lambda _answer, env: _AFTER_ID.get(str(env.get("intent")), DECISION))
 
 # The booking flow: its own questions (a second Flow, entered from the intent question).
