@@ -30,6 +30,7 @@ import copy
 import logging
 from typing import Any
 
+from quote.sdk.schema_any import ANY, ANY_NAME, ANY_REF, bound_open_values, is_open
 from quote.sdk.schema_disjoint import disjoint_branches
 
 __all__ = ["SAFE_INTEGER", "prepare_schema"]
@@ -67,7 +68,15 @@ def prepare_schema(schema: dict[str, Any] | bool, *, strict: bool = False) -> di
     if not isinstance(schema, dict):
         return schema
     root = copy.deepcopy(schema)
-    _Rewriter(root, strict).visit(root, in_all_of=False, parent=None)
+    if is_open(root):
+        root = {"$ref": ANY_REF}
+        rewriter = _Rewriter(root, strict)
+        rewriter.any_used = True
+    else:
+        rewriter = _Rewriter(root, strict)
+        rewriter.visit(root, in_all_of=False, parent=None)
+    if rewriter.any_used:
+        root.setdefault("$defs", {})[ANY_NAME] = copy.deepcopy(ANY)
     return root
 
 
@@ -76,6 +85,7 @@ class _Rewriter:
         self.root = root
         self.original = copy.deepcopy(root)
         self.strict = strict
+        self.any_used = False
 
     def visit(self, node: Any, *, in_all_of: bool, parent: dict[str, Any] | None = None) -> None:
         if not isinstance(node, dict):
@@ -110,6 +120,8 @@ class _Rewriter:
         _number_bounds(node)
         if self.strict and not in_all_of:
             _closed_object(node)
+        if bound_open_values(node, strict=self.strict, in_all_of=in_all_of):
+            self.any_used = True
 
 
 def _types(node: dict[str, Any]) -> set[str] | None:

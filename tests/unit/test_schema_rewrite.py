@@ -218,3 +218,14 @@ def test_strict_flags_reach_the_constraint() -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}
     spec, _ = read_constraint({"tools": [tool], "tool_choice": "required"})
     assert spec is not None and spec["strict"] is True and spec["tools"] == ["f"]
+
+
+def test_open_values_keep_numbers_interoperable() -> None:
+    free_object = {"type": "object"}
+    assert _accepts(free_object, '{"a":12,"b":[1,"x",null],"c":{"d":true}}')
+    assert not _accepts(free_object, '{"a":1e400')
+    assert not _accepts(free_object, '{"a":[1e400')
+    assert _accepts({}, "[1,2]") and not _accepts({}, "1e400")
+    described = {"type": "object", "properties": {"x": {"description": "anything"}}}
+    assert _accepts(described, '{"x":"s"}') and not _accepts(described, '{"x":1e400')
+    assert not _accepts({"type": "array"}, "[1e400")
