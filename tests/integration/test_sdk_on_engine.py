@@ -8,8 +8,11 @@ output on the real pipeline must satisfy its contract, for several seeds.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,13 +127,27 @@ def test_conversation_and_logs_reach_only_their_request(engine: LocalEngine) -> 
     assert a.trace is not None and a.trace["mod_logs"] == ["messages=1"]
 
 
-def test_serialized_mod_runs_on_the_engine(engine: LocalEngine) -> None:
-    """A mod packaged with serialize_mod and loaded with load_mod behaves like the original."""
-    from quote.examples.demos import mods as demos
+def test_serialized_mod_runs_on_the_engine(engine: LocalEngine, tmp_path: Path) -> None:
+    """A mod packaged with serialize_mod and loaded with load_mod behaves like the original.
+
+    The demo module is copied out of the ``quote`` package first: serialize_mod packages a
+    user's own modules (the server provides ``quote``).
+    """
+    from quote.examples.demos import mods as shipped
     from quote.sdk.serialize import load_mod, serialize_mod
 
-    original = demos.greeting
-    loaded = load_mod(serialize_mod(original))
+    copy = tmp_path / "demo_mods.py"
+    copy.write_text(Path(shipped.__file__).read_text())
+    spec = importlib.util.spec_from_file_location("demo_mods", copy)
+    assert spec is not None and spec.loader is not None
+    demos = importlib.util.module_from_spec(spec)
+    sys.modules["demo_mods"] = demos
+    try:
+        spec.loader.exec_module(demos)
+        original = demos.greeting
+        loaded = load_mod(serialize_mod(original))
+    finally:
+        sys.modules.pop("demo_mods", None)
     tok = engine.loaded.hf_tokenizer
     prompt = [int(t) for t in tok.encode("Hi")]
     a, b = engine.generate(
