@@ -8,12 +8,16 @@ the 4B/12B/27B files nest it under ``text_config`` and leave the rest to
 values were written down from the published files and cross-checked against transformers'
 ``Gemma3TextConfig`` defaults (``test_published_defaults_match_transformers``).
 
-:func:`write_scaled` keeps every structural value (heads, KV heads, head_dim,
-``query_pre_attn_scalar``, sliding window, five sliding layers to one global, RoPE bases and
+:func:`write_scaled` keeps every structural value (head_dim, ``query_pre_attn_scalar``, the
+ratio of query to KV heads, sliding window, five sliding layers to one global, RoPE bases and
 linear scaling, soft-capping as set, tied embeddings) and scales down what only sets the size:
-hidden and intermediate sizes (by ``SCALE``), layers (6: one period of the pattern), vocabulary
-(the tiny tokenizer's) and ``max_position_embeddings`` (4,096: positions beyond are never used,
-and linear RoPE scaling does not read it).
+hidden size 128, intermediate size 512, 6 layers (one period of the pattern), query heads
+halved down to 8 at most (KV heads alike), the tiny tokenizer's vocabulary, and
+``max_position_embeddings`` 4,096 (positions beyond are never used; linear RoPE scaling does
+not read it). Each distinct graph is one MAX compile (minutes on CPU), so releases whose
+structure is the same scale to the same shapes and share a compile: 270m and 1b (they differ
+in size only), 4b and 12b (they differ in size and head count, not in the ratio). Their weights
+differ (seeded by release name).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ __all__ = [
     "CAUSAL",
     "MULTIMODAL",
     "PUBLISHED",
-    "SCALE",
+    "HIDDEN",
     "TEXT_DEFAULTS",
     "scaled_text_config",
     "write_scaled",
@@ -132,9 +136,7 @@ MULTIMODAL: dict[str, Any] = {
 }
 #: The checkpoints released as ``Gemma3ForCausalLM``; the others are multimodal.
 CAUSAL = ("gemma-3-270m", "gemma-3-1b-it")
-SCALE = 8
-"""Hidden and intermediate sizes are divided by this (rounded to a multiple of 16)."""
-_LAYERS = 6
+HIDDEN, INTERMEDIATE, LAYERS, MAX_HEADS = 128, 512, 6, 8
 
 
 def full_text_config(name: str) -> dict[str, Any]:
@@ -142,19 +144,18 @@ def full_text_config(name: str) -> dict[str, Any]:
     return {**TEXT_DEFAULTS, **PUBLISHED[name]}
 
 
-def _round16(value: float) -> int:
-    return max(16, int(round(value / 16)) * 16)
-
-
 def scaled_text_config(name: str, vocab_size: int) -> dict[str, Any]:
     """The scaled-down language-model config of ``name`` (see module docstring)."""
     config = full_text_config(name)
     config.pop("_sliding_window_pattern", None)
+    while config["num_attention_heads"] > MAX_HEADS:
+        config["num_attention_heads"] //= 2
+        config["num_key_value_heads"] //= 2
     config.update(
         model_type="gemma3_text",
-        hidden_size=_round16(config["hidden_size"] / SCALE),
-        intermediate_size=_round16(config["intermediate_size"] / SCALE),
-        num_hidden_layers=_LAYERS,
+        hidden_size=HIDDEN,
+        intermediate_size=INTERMEDIATE,
+        num_hidden_layers=LAYERS,
         vocab_size=vocab_size,
         max_position_embeddings=4096,
         sliding_window_pattern=6,
@@ -205,7 +206,7 @@ def decoder_weights(config: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     return out
 
 
-def write_scaled(name: str, out_dir: Path, seed: int = 0) -> Path:
+def write_scaled(name: str, out_dir: Path) -> Path:
     """Write the scaled-down checkpoint of ``name`` in its released layout; return its path.
 
     gemma-3-270m and 1b: ``Gemma3ForCausalLM``. 4B/12B/27B: ``Gemma3ForConditionalGeneration``
@@ -218,6 +219,7 @@ def write_scaled(name: str, out_dir: Path, seed: int = 0) -> Path:
     from quote.tiny import write_tiny_model
 
     multimodal = name not in CAUSAL
+    seed = zlib.crc32(name.encode("utf-8"))
     tokenizer_src = out_dir / "tokenizer-src"
     if multimodal:
         mm.write_tiny_multimodal_model(tokenizer_src)

@@ -152,17 +152,28 @@ def test_scaled_configs_keep_the_structure(name: str) -> None:
 
     real, small = full_text_config(name), scaled_text_config(name, 1024)
     for key in (
-        "num_attention_heads",
-        "num_key_value_heads",
         "head_dim",
         "query_pre_attn_scalar",
         "sliding_window",
+        "rope_theta",
+        "rope_local_base_freq",
         "rope_scaling",
         "final_logit_softcapping",
         "attn_logit_softcapping",
     ):
         assert small[key] == real[key], key
+    ratio = real["num_attention_heads"] // real["num_key_value_heads"]
+    assert small["num_attention_heads"] // small["num_key_value_heads"] == ratio
+    assert small["num_attention_heads"] == min(real["num_attention_heads"], 8)
     config = Gemma3TextConfig(**small)
     assert config.layer_types == ["sliding_attention"] * 5 + ["full_attention"]
     expected_factor = 8.0 if real["rope_scaling"] else None
     assert config.rope_parameters["full_attention"].get("factor") == expected_factor
+
+
+def test_scaled_releases_share_graphs_only_where_their_structure_is_the_same() -> None:
+    """Three distinct graphs (three MAX compiles): {270m, 1b}, {4b, 12b}, {27b}."""
+    small = {name: json.dumps(scaled_text_config(name, 1024), sort_keys=True) for name in PUBLISHED}
+    assert small["gemma-3-270m"] == small["gemma-3-1b-it"]
+    assert small["gemma-3-4b-it"] == small["gemma-3-12b-it"]
+    assert len(set(small.values())) == 3
