@@ -98,6 +98,10 @@ class Callback:
     fn: Callable[[Any, Any, Any], Any]
     then: Target = None
 
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"Callback: fn must be callable, got {self.fn!r}")
+
 
 class Question:
     """A question the model answers (or that is auto-answered), with routes on its answer."""
@@ -206,6 +210,16 @@ class Flow:
     max_transitions: int = 100
     name: str = "flow"
     summary_builder: Callable[[Any], str] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Flow: name must be a non-empty string, got {self.name!r}")
+        if self.summary_builder is not None and not callable(self.summary_builder):
+            raise TypeError(f"Flow: summary_builder must be callable, got {self.summary_builder!r}")
+        if isinstance(self.max_transitions, bool) or not isinstance(self.max_transitions, int):
+            raise TypeError(f"Flow: max_transitions must be an int, got {self.max_transitions!r}")
+        if self.max_transitions < 1:
+            raise ValueError(f"Flow: max_transitions must be >= 1, got {self.max_transitions}")
 
     def reachable(self) -> list[Target]:
         """Targets statically reachable from :attr:`start` (branches are dynamic)."""

@@ -195,6 +195,14 @@ def test_engine_arguments_are_checked() -> None:
         FlowEngine([])
     with pytest.raises(ValueError, match="distinct"):
         FlowEngine([Flow(None), Flow(None)])
+    with pytest.raises(TypeError, match="callable"):
+        Callback(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="summary_builder"):
+        Flow(None, summary_builder=" done")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name"):
+        Flow(None, name="")
+    with pytest.raises(ValueError, match="max_transitions"):
+        Flow(None, max_transitions=0)
 
 
 def test_question_refresh_responses() -> None:
