@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -150,7 +151,43 @@ def _first_mask(grammar: str, lltok: Any) -> str:
         return error
     matcher = llguidance.LLMatcher(lltok, grammar)
     matcher.compute_bitmask()
-    return str(matcher.get_error() or "")
+    error = str(matcher.get_error() or "")
+    if not error:
+        _WARM.put(grammar, lltok, matcher)
+    return error
+
+
+class _WarmMatchers:
+    """Matchers at the start of recently compiled grammars, their first mask computed.
+
+    A request's matcher is a deep copy of one (about 1 us): llguidance keeps the start
+    state's lexer work, so the copy's first mask costs what later masks cost (~4x less
+    than a fresh matcher's on a 262,144-token vocabulary). Never mutated once stored.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, int], tuple[Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, grammar: str, lltok: Any, matcher: Any) -> None:
+        with self._lock:
+            self._items[(grammar, id(lltok))] = (lltok, matcher)  # lltok kept: its id stays
+            self._items.move_to_end((grammar, id(lltok)))
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def copy(self, grammar: str, lltok: Any) -> Any:
+        """A fresh copy of the warm matcher for ``grammar`` (None when not cached)."""
+        with self._lock:
+            hit = self._items.get((grammar, id(lltok)))
+            if hit is None:
+                return None
+            self._items.move_to_end((grammar, id(lltok)))
+            return hit[1].deep_copy()
+
+
+_WARM = _WarmMatchers()
 
 
 class Matcher:
@@ -159,7 +196,8 @@ class Matcher:
     def __init__(self, grammar: str, lltok: Any) -> None:
         import llguidance
 
-        self._m = llguidance.LLMatcher(lltok, grammar)
+        warm = _WARM.copy(grammar, lltok)
+        self._m = warm if warm is not None else llguidance.LLMatcher(lltok, grammar)
         self.vocab_size = int(lltok.vocab_size)
         if self._m.is_error():
             raise GrammarError(str(self._m.get_error()))
