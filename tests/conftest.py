@@ -49,20 +49,29 @@ def tiny_model(tiny_model_factory: Callable[[str], Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_factory(tiny_model_factory: Callable[[str], Path]) -> Iterator[Callable[..., Any]]:
-    """``load(variant, stock=False, prefix_caching=False)`` -> a cached ``LoadedPipeline``."""
+    """``load(variant, stock=False, prefix_caching=False, echo=False)`` -> a cached
+    ``LoadedPipeline`` (``echo``: MAX's ``enable_echo``, logits for every position)."""
     from quote.pipelines.loader import load_pipeline
 
-    cache: dict[tuple[str, bool, bool], Any] = {}
+    cache: dict[tuple[str, bool, bool, bool], Any] = {}
 
-    def load(variant: str = "default", *, stock: bool = False, prefix_caching: bool = False) -> Any:
-        key = (variant, stock, prefix_caching)
+    def load(
+        variant: str = "default",
+        *,
+        stock: bool = False,
+        prefix_caching: bool = False,
+        echo: bool = False,
+    ) -> Any:
+        key = (variant, stock, prefix_caching, echo)
         if key not in cache:
+            extra = {"enable_echo": True} if echo else {}
             cache[key] = load_pipeline(
                 tiny_model_factory(variant),
                 stock=stock,
                 enable_prefix_caching=prefix_caching,
                 max_batch_size=16,
                 max_length=2048,
+                **extra,
             )
         return cache[key]
 

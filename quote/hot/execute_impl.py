@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from quote.hot import sequence
+from quote.hot import logprobs, sequence
 from quote.hot.constraint import ORIGIN as CONSTRAINT
 from quote.hot.masks import RowMask, apply_packed, is_mask_only
 from quote.hot.state import RequestState
@@ -140,7 +140,7 @@ def execute(pipeline: Any, inputs: Any) -> dict[Any, Any]:
         return stock
     rows = [_Row(ctx, pipeline.quote_state(ctx)) for ctx in flat]
     start_requests(pipeline, rows)
-    live = [r for r in rows if r.st.finish_reason is None]
+    live = [r for r in rows if r.st.finish_reason is None or logprobs.needs_flush(r.st)]
     if live:
         step_live_rows(pipeline, inputs, live)
     return emit(pipeline, rows)
@@ -161,21 +161,29 @@ def start_requests(pipeline: Any, rows: list[_Row]) -> None:
         # A request without mods may have run MAX's stock step before (its batches had no
         # mods): what that step handed to the client counts as delivered.
         st.delivered = sequence.delivered(ctx)
-        if st.session is None:
-            continue
-        event = Prefilled(
-            st.request_id, 0, st.max_len - st.prompt_len, tuple(int(t) for t in ctx.tokens.all)
-        )
-        for d in _dispatch(row, event):
-            if isinstance(d.action, AdjustedPrefill):
-                _replace_prompt(pipeline, row, d.action, d.mod)
-            else:
-                _handle_common(row, d.mod, d.action, "Prefilled")
-        if row.pending and not st.finished:
-            st.kv_valid = ctx.tokens.processed_length
-            _drain(pipeline, row)
-            if not st.finished:
-                _reschedule(pipeline, row)
+        logprobs.start_tracking(pipeline, st, ctx)
+        if st.session is not None:
+            dispatch_prefilled(pipeline, row)
+        logprobs.track_prompt(st, ctx)
+
+
+def dispatch_prefilled(pipeline: Any, row: _Row) -> None:
+    """``Prefilled``: mods may replace the prompt, force tokens, backtrack or end."""
+    st, ctx = row.st, row.ctx
+    assert st.session is not None
+    event = Prefilled(
+        st.request_id, 0, st.max_len - st.prompt_len, tuple(int(t) for t in ctx.tokens.all)
+    )
+    for d in _dispatch(row, event):
+        if isinstance(d.action, AdjustedPrefill):
+            _replace_prompt(pipeline, row, d.action, d.mod)
+        else:
+            _handle_common(row, d.mod, d.action, "Prefilled")
+    if row.pending and not st.finished:
+        st.kv_valid = ctx.tokens.processed_length
+        _drain(pipeline, row)
+        if not st.finished or logprobs.needs_flush(st):
+            _reschedule(pipeline, row)
 
 
 def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
@@ -197,6 +205,8 @@ def step_live_rows(pipeline: Any, inputs: Any, live: list[_Row]) -> None:
         run_sampler(proc, flat, outputs, outputs.next_token_logits)
     if masks is not None:
         masks.result()
+    if any(r.st.lp_pending for r in live):  # entries for tokens that entered without one
+        logprobs.fill(pipeline, [(r.index, r.st, r.ctx) for r in live], model_inputs, outputs)
     host, changed = dispatch_forward_pass(pipeline, live, outputs, chunked)
     sampled = sample(pipeline, live, flat, outputs, host, bitmask, proc, changed)
     want_logprobs(live, outputs, chunked)
@@ -240,9 +250,11 @@ def _logprob_entry(row: _Row, token: int, sampled: bool) -> Any:
     lp = x - (peak + np.log(np.sum(np.exp(x - peak))))
     k = max(1, int(row.ctx.log_probabilities))
     top = np.argpartition(-lp, min(k, lp.shape[0] - 1))[:k]
+    alternatives = {int(t): float(lp[t]) for t in top}
+    alternatives[int(token)] = float(lp[token])  # as MAX's kernel: the token is always listed
     return LogProbabilities(
         token_log_probabilities=[float(lp[token])],
-        top_log_probabilities=[{int(t): float(lp[t]) for t in top}],
+        top_log_probabilities=[alternatives],
         sampled_token_ids=[int(token)],
     )
 
@@ -284,7 +296,9 @@ def dispatch_forward_pass(
     wanting = [
         r
         for r in live
-        if (r.st.session is not None or r.st.constraint is not None) and id(r.ctx) not in chunked
+        if (r.st.session is not None or r.st.constraint is not None)
+        and id(r.ctx) not in chunked
+        and r.st.finish_reason is None  # a request that ended may still run to fill logprobs
     ]
     if not wanting:
         return None, []
@@ -512,7 +526,7 @@ def dispatch_sampled(pipeline: Any, row: _Row, token: int) -> None:
 
 def finish_or_reschedule(pipeline: Any, row: _Row) -> None:
     """Record what the forward wrote; set up the next forward pass unless the request ended."""
-    if row.st.finish_reason is not None:
+    if row.st.finish_reason is not None and not logprobs.needs_flush(row.st):
         _set_final_status(row)
         pipeline.kv_manager.step(row.ctx)
         return
@@ -534,17 +548,19 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
     res: dict[Any, Any] = {}
     for r in rows:
         st, ctx = r.st, r.ctx
-        finished = st.finish_reason is not None
+        # A request that ended with log probabilities still to compute runs one more forward.
+        finished = st.finish_reason is not None and not logprobs.needs_flush(st)
         if ctx.tokens.actively_chunked and not finished:
             continue  # a prompt chunk: nothing to emit yet (a request can end at Prefilled)
         n_generated = sequence.length(ctx) - st.prompt_len
-        if st.finish_reason == "stop" and st.constraint is not None and st.constraint.tools:
+        if finished and st.finish_reason == "stop" and st.constraint and st.constraint.tools:
             _tool_call_from_text(pipeline, r, n_generated)
         if finished:
             _set_final_status(r)
             end = n_generated if st.finish_reason in ("stop", "length") else st.delivered
         else:
             end = max(st.delivered, n_generated - st.hold_back)
+        end = logprobs.deliverable_end(st, end)
         new: list[int] = []
         if end > st.delivered:
             new = sequence.tokens_between(ctx, st.prompt_len + st.delivered, st.prompt_len + end)
@@ -556,7 +572,7 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
                 tokens=new,
                 final_status=ctx.status,
                 num_cached_tokens=ctx.cached_prefix_length,
-                log_probabilities=_delivered_logprobs(ctx, st.prompt_len + end - len(new), new),
+                log_probabilities=_delivered_logprobs(st, ctx, st.prompt_len + end - len(new), new),
             )
         if finished:
             generated = sequence.tokens_between(ctx, st.prompt_len, st.prompt_len + n_generated)
@@ -564,12 +580,14 @@ def emit(pipeline: Any, rows: list[_Row]) -> dict[Any, Any]:
     return res
 
 
-def _delivered_logprobs(ctx: Any, start: int, new: list[int]) -> list[Any] | None:
-    """The logprob entries of the tokens at ``[start, start + len(new))`` (None unless asked)."""
+def _delivered_logprobs(st: RequestState, ctx: Any, start: int, new: list[int]) -> list[Any] | None:
+    """The logprob entries of the tokens at ``[start, start + len(new))``, after the echoed
+    prompt's with the first delivery (None unless asked)."""
     if not ctx.log_probabilities:
         return None
     data = ctx._log_probabilities_data
-    return [data.pop(p) for p in range(start, start + len(new)) if p in data]
+    head = logprobs.prompt_entries(st, ctx) if new else []
+    return head + [data.pop(p) for p in range(start, start + len(new)) if p in data]
 
 
 _OUTPUT: Any = None
@@ -723,11 +741,13 @@ def _append(pipeline: Any, row: _Row, tokens: tuple[int, ...], origin: str) -> t
             return ()
         if g.done and st.stop_status is None:
             st.stop_status = "stop"  # the value is complete: nothing may follow
-    if take and row.lp_pos == sequence.length(ctx):  # this step's logits predict take[0]
-        ctx._log_probabilities_data[row.lp_pos] = _logprob_entry(
-            row, take[0], origin == "the sampler"
-        )
+    pos = sequence.length(ctx)
+    first_pending = pos
+    if take and row.lp_pos == pos:  # this step's logits predict take[0]
+        ctx._log_probabilities_data[pos] = _logprob_entry(row, take[0], origin == "the sampler")
+        first_pending = pos + 1
     row.lp_pos = -1
+    logprobs.mark(st, first_pending, pos + len(take))  # the next forward predicts the others
     sequence.append_tokens(ctx, take)
     if st.stop_status is None and sequence.length(ctx) >= st.max_len:
         st.stop_status = "length"
@@ -752,6 +772,8 @@ def _backtrack(row: _Row, action: Backtrack, origin: str) -> None:
         )
         return
     sequence.truncate(ctx, st.prompt_len + new_generated)
+    logprobs.drop_from(st, st.prompt_len + new_generated)
+    row.lp_pos = -1
     if st.constraint is not None:
         st.constraint.rollback(action.n)
     st.kv_valid = min(st.kv_valid, sequence.length(ctx))
@@ -778,6 +800,7 @@ def _force_output(row: _Row, mod: str, tokens: tuple[int, ...]) -> None:
             _fail(row, f"mod '{mod}': ForceOutput is not a complete value of the {CONSTRAINT}")
             return
     sequence.truncate(ctx, st.prompt_len)
+    logprobs.drop_from(st, st.prompt_len)  # the forced output's tokens get no entries
     sequence.append_tokens(ctx, tokens)
     st.finish_reason = "stop"
 
@@ -799,6 +822,7 @@ def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str)
         )
         return
     sequence.replace_prompt(ctx, action.tokens)
+    logprobs.drop_from(st, 0)
     st.prompt_len = len(action.tokens)
     st.max_len = st.prompt_len + steps
     ctx.max_length = st.max_len
@@ -810,6 +834,9 @@ def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str)
 def _reschedule(pipeline: Any, row: _Row, after_forward: bool = False) -> None:
     """Set the next forward's active window; rewind the KV cache where tokens changed."""
     st, ctx = row.st, row.ctx
+    floor = logprobs.kv_floor(st)
+    if floor is not None and floor < st.kv_valid:  # the forward must cover pending entries
+        st.kv_valid, st.rewound = floor, True
     active = sequence.schedule_forward(ctx, st.kv_valid, st.prompt_len + st.delivered)
     if st.rewound and st.backtracks:
         # MAX seeds each draw with seed + length: after a backtrack the same position

@@ -29,6 +29,7 @@ __all__ = [
     "schedule_forward",
     "tokens_between",
     "truncate",
+    "window_start",
 ]
 
 
@@ -95,6 +96,13 @@ def schedule_forward(ctx: Any, kv_valid: int, delivered_end: int) -> int:
     rng.start, rng.end = min(max(delivered_end, buf._prompt_length), length_), length_
     ctx.status = _active()
     return length_ - start
+
+
+def window_start(ctx: Any) -> int:
+    """Index of the first token the next (or current) forward pass processes (MAX's
+    ``tokens.active`` starts there)."""
+    buf = ctx.tokens
+    return int(buf._processing_range.start) + int(buf._processing_offset)
 
 
 def tokens_between(ctx: Any, start: int, end: int) -> list[int]:

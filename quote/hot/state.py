@@ -97,6 +97,11 @@ class RequestState:
     ticket: str | None = None
     constraint: Constraint | None = None
     no_tools: bool = False
+    lp_pending: set[int] | None = None
+    """Positions whose log probability waits for the next forward pass (None: not tracked;
+    see :mod:`quote.hot.logprobs`)."""
+    echo_prompt: bool = False
+    """The echoed prompt's log probabilities are still to be delivered."""
 
     @property
     def finished(self) -> bool:

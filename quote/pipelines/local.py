@@ -34,6 +34,10 @@ class Request:
     seed: int = 0
     ignore_eos: bool = False
     options: RequestOptions = field(default_factory=RequestOptions)
+    logprobs: int = 0
+    """Alternatives per token to return with each token's log probability (0: none)."""
+    echo: bool = False
+    """With ``logprobs``, also the prompt tokens' (needs a model built with ``enable_echo``)."""
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Result:
     trace: dict[str, Any] | None = None
     forward_passes: int = 0
     final_sequence: list[int] = field(default_factory=list)
+    logprobs: list[Any] = field(default_factory=list)
+    """MAX ``LogProbabilities`` entries in delivery order (with ``Request.logprobs``)."""
 
 
 class LocalEngine:
@@ -83,6 +89,8 @@ class LocalEngine:
             eos_tracker=EOSTracker(eos_token_ids={int(t) for t in eos_ids}),
             sampling_params=SamplingParams(**params),
             ignore_eos=req.ignore_eos,
+            log_probabilities=req.logprobs,
+            log_probabilities_echo=req.echo,
             vocab_size=int(self.pipeline.vocab_size),
         )
 
@@ -105,6 +113,7 @@ class LocalEngine:
         kv = self.pipeline.kv_manager
         ctxs = [self.make_context(r) for r in requests]
         chunks: list[list[list[int]]] = [[] for _ in requests]
+        logprobs: list[list[Any]] = [[] for _ in requests]
         outcome: list[dict[str, Any] | None] = [None for _ in requests]
         waiting = dict(enumerate(ctxs))
         start = list(arrivals) if arrivals is not None else [0] * len(ctxs)
@@ -131,6 +140,7 @@ class LocalEngine:
                         continue
                     if out.tokens:
                         chunks[i].append([int(t) for t in out.tokens])
+                    logprobs[i].extend(out.log_probabilities or [])
                     if out.is_done:
                         if hasattr(self.pipeline, "take_result"):
                             outcome[i] = self.pipeline.take_result(ctx.request_id)
@@ -156,6 +166,7 @@ class LocalEngine:
                     trace=o.get("trace"),
                     forward_passes=int(o.get("forward_passes", 0)),
                     final_sequence=[int(t) for t in ctx.tokens.all],
+                    logprobs=logprobs[i],
                 )
             )
         return results

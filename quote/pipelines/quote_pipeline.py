@@ -178,7 +178,10 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
         options = self._pending_options.get(rid)
         if options is not None:
             return bool(options.mods or options.constraint or options.no_tools)
-        return bool(getattr(ctx, "quote_options", None))
+        # ``echo`` with log probabilities: the prompt's entries come from Quote's step.
+        return bool(
+            getattr(ctx, "quote_options", None) or getattr(ctx, "log_probabilities_echo", 0)
+        )
 
     def quote_state(self, ctx: Any) -> RequestState:
         """The request's state, created (and its mods started) on first sight."""

@@ -45,11 +45,16 @@ ChoicePlan = tuple[dict[str, Any], dict[str, Any] | None]
 
 
 def choice_plans(body: dict[str, Any], options: dict[str, Any] | None, n: int) -> list[ChoicePlan]:
-    """Per choice: the body MAX gets (seed offset, no ``n``) and the Quote options (own ticket)."""
+    """Per choice: the body MAX gets (seed offset, no ``n``) and the Quote options (own ticket).
+
+    ``echo`` reaches MAX only with ``logprobs`` (the worker then computes the prompt tokens'
+    log probabilities; the API prepends the prompt text itself).
+    """
     plans: list[ChoicePlan] = []
+    echo_logprobs = bool(body.get("echo")) and bool(body.get("logprobs"))
     for i in range(n):
         b = dict(body)
-        for key in ("n", "best_of", "echo"):
+        for key in ("n", "best_of") if echo_logprobs else ("n", "best_of", "echo"):
             b.pop(key, None)
         if isinstance(b.get("seed"), int):
             b["seed"] = choice_seed(b["seed"], i)

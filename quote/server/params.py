@@ -8,7 +8,8 @@ The ranges are OpenAI's, narrowed where MAX can do less (``top_logprobs`` <= 7).
 
 It also answers an unknown model with 404 ``model_not_found`` and refuses parameters
 that MAX would silently ignore (``logit_bias``, ``suffix``, ``best_of`` other than ``n``)
-or that would crash the model worker (``echo`` with ``logprobs``).
+or that this server cannot answer (``echo`` with ``logprobs`` without ``--enable-echo``: see
+:func:`echo_logprobs_refusal`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "check_model",
     "check_params",
     "choice_seed",
+    "echo_logprobs_refusal",
     "max_n",
 ]
 
@@ -48,6 +50,30 @@ ZERO_SEED = 0x9E3779B97F4A7C15
 """The seed sent to MAX for ``seed: 0`` (MAX reads 0 as "no seed" and draws a random one)."""
 
 _U64 = (1 << 64) - 1
+
+
+NO_ECHO_FLAG = (
+    "'echo' with 'logprobs' needs the log probabilities of the prompt tokens, which this "
+    "server computes only when started with --enable-echo (the model then returns logits "
+    "for every position). Restart it with --enable-echo, or use echo without logprobs."
+)
+PREFIX_CACHE_ECHO = (
+    "'echo' with 'logprobs' is not supported with --enable-prefix-caching: prompt tokens "
+    "served from the prefix cache are not recomputed, so they have no log probabilities."
+)
+
+
+def echo_logprobs_refusal(pipeline_config: Any) -> str | None:
+    """Why this server refuses ``echo`` with ``logprobs`` (None: it answers them).
+
+    ``pipeline_config`` is MAX's ``PipelineConfig`` (None when unknown: refused).
+    """
+    model = getattr(pipeline_config, "model", None)
+    if not getattr(model, "enable_echo", False):
+        return NO_ECHO_FLAG
+    if getattr(getattr(model, "kv_cache", None), "enable_prefix_caching", False):
+        return PREFIX_CACHE_ECHO
+    return None
 
 
 def max_n() -> int:
@@ -176,10 +202,14 @@ def check_model(model: Any, served: str, others: Collection[str]) -> None:
     )
 
 
-def check_params(body: dict[str, Any], *, chat: bool) -> int:
+def check_params(
+    body: dict[str, Any], *, chat: bool, echo_refusal: str | None = NO_ECHO_FLAG
+) -> int:
     """Check the sampling and output parameters of a request body; return its ``n``.
 
-    Raises :class:`QuoteHTTPError` (400, ``param`` set) on the first bad value.
+    ``echo_refusal``: the message refusing ``echo`` with ``logprobs`` (None: allowed; see
+    :func:`echo_logprobs_refusal`). Raises :class:`QuoteHTTPError` (400, ``param`` set) on
+    the first bad value.
     """
     _check_range(body, "n", 1, max_n(), True)
     for key, low, high, integer in _RANGES:
@@ -203,7 +233,7 @@ def check_params(body: dict[str, Any], *, chat: bool) -> int:
                 "top_logprobs", "'top_logprobs' requires 'logprobs' to be true.", "invalid_value"
             )
     else:
-        _check_completion_only(body)
+        _check_completion_only(body, echo_refusal)
     n = body.get("n")
     return int(n) if n is not None else 1
 
@@ -222,7 +252,7 @@ def check_limits(body: dict[str, Any], max_len: int | None) -> None:
             )
 
 
-def _check_completion_only(body: dict[str, Any]) -> None:
+def _check_completion_only(body: dict[str, Any], echo_refusal: str | None) -> None:
     _check_range(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS, True)
     if body.get("suffix"):
         raise _fail("suffix", "'suffix' is not supported by this server.", "unsupported_parameter")
@@ -233,14 +263,8 @@ def _check_completion_only(body: dict[str, Any]) -> None:
             f"'best_of' is only supported equal to 'n' ({n}); got {best_of}.",
             "unsupported_value",
         )
-    if body.get("echo") and body.get("logprobs") is not None:
-        raise _fail(
-            "logprobs",
-            "'echo' with 'logprobs' is not supported: this server does not compute "
-            "log probabilities of prompt tokens. Use echo without logprobs, or logprobs "
-            "without echo.",
-            "unsupported_value",
-        )
+    if body.get("echo") and body.get("logprobs") is not None and echo_refusal is not None:
+        raise _fail("logprobs", echo_refusal, "unsupported_value")
     prompt = body.get("prompt")
     if body.get("stream") and isinstance(prompt, list) and prompt and not _single(prompt):
         raise _fail(

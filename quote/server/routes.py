@@ -28,7 +28,12 @@ from quote.server.failures import guard_stream, unless_worker_dies, worker_died
 from quote.server.key_routes import router as key_router
 from quote.server.mod_views import ModView
 from quote.server.options import QuoteHTTPError, error_body, select
-from quote.server.params import check_limits, check_model, check_params
+from quote.server.params import (
+    check_limits,
+    check_model,
+    check_params,
+    echo_logprobs_refusal,
+)
 from quote.server.shaping import Shape, echo_texts
 from quote.server.structured import check_constraint
 from quote.server.worker_link import link
@@ -116,7 +121,8 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
     mods = view(request)
     try:
         check_model(body.get("model"), served, _lora_names(request))
-        n = check_params(body, chat=chat)
+        refusal = echo_logprobs_refusal(getattr(request.app.state, "pipeline_config", None))
+        n = check_params(body, chat=chat, echo_refusal=refusal)
         check_limits(body, _max_routes()._resolve_max_model_len(request))
         sel = select(body, served, lambda name: mods.find(name) is not None, chat=chat)
         if sel.options is not None:  # the worker loads a key's own mods by "<key id>/<name>"

@@ -8,7 +8,9 @@
   empty one after a stop string);
 * ``refusal`` is ``null`` (MAX: ``""`` and ``[]``), ``logprobs`` is ``null`` unless
   asked for, and chat ``top_logprobs`` has exactly the requested number of entries;
-* ``echo`` (completions): the prompt text is prepended;
+* ``echo`` (completions): the prompt text is prepended; with ``logprobs``, the prompt's
+  entries (computed by the worker) lead the list, after a ``null`` for the first prompt
+  token, as OpenAI's;
 * ``index`` and ``id``: set by the caller when a request fans out into ``n`` choices.
 """
 
@@ -41,6 +43,8 @@ class Shape:
         echo: Per prompt, the text to prepend (completions with ``echo``); empty otherwise.
         logprobs: Whether log probabilities were asked for.
         top_logprobs: Chat only: alternatives per token to keep.
+        echo_logprobs: Completions with ``echo`` and ``logprobs``: the first entries are the
+            prompt's (a ``null`` is put first, for the first prompt token).
     """
 
     chat: bool
@@ -48,6 +52,7 @@ class Shape:
     echo: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    echo_logprobs: bool = False
 
     @classmethod
     def of(cls, body: dict[str, Any], *, chat: bool, echo: tuple[str, ...] = ()) -> Shape:
@@ -57,7 +62,10 @@ class Shape:
         if chat:
             asked = bool(body.get("logprobs"))
             return cls(True, stops, (), asked, int(body.get("top_logprobs") or 0) if asked else 0)
-        return cls(False, stops, echo, body.get("logprobs") is not None)
+        asked = body.get("logprobs") is not None
+        return cls(
+            False, stops, echo, asked, echo_logprobs=bool(echo) and bool(body.get("logprobs"))
+        )
 
 
 class StopTrimmer:
@@ -120,6 +128,18 @@ def _fix_logprobs(choice: dict[str, Any], shape: Shape) -> None:
             del top[shape.top_logprobs :]
 
 
+def _lead_with_null(choice: dict[str, Any]) -> bool:
+    """Put OpenAI's ``null`` for the first prompt token ahead of the echoed prompt's entries;
+    returns whether the choice carried entries."""
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict) or not lp.get("token_logprobs"):
+        return False
+    lp["token_logprobs"].insert(0, None)
+    if isinstance(lp.get("top_logprobs"), list):
+        lp["top_logprobs"].insert(0, None)
+    return True
+
+
 def shape_choice(choice: dict[str, Any], shape: Shape) -> None:
     """Reshape one choice of a whole (non-streamed) response in place."""
     key = "message" if shape.chat else "text"
@@ -137,6 +157,8 @@ def shape_choice(choice: dict[str, Any], shape: Shape) -> None:
     if not shape.chat and shape.echo:
         prompt = int(choice.get("index") or 0)
         choice["text"] = shape.echo[min(prompt, len(shape.echo) - 1)] + (choice.get("text") or "")
+    if shape.echo_logprobs:
+        _lead_with_null(choice)
     _fix_logprobs(choice, shape)
 
 
@@ -168,6 +190,7 @@ class ChoiceStream:
         self.trimmer = StopTrimmer(shape.stops)
         self.finished = False
         self.echoed = not shape.echo
+        self.null_led = not shape.echo_logprobs
 
     def chunk(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """Reshape a chunk whose ``choices`` is non-empty (one choice)."""
@@ -185,6 +208,8 @@ class ChoiceStream:
             text += self.trimmer.flush()
         if not self.echoed:
             text, self.echoed = self.shape.echo[0] + text, True
+        if not self.null_led:
+            self.null_led = _lead_with_null(choice)
         if isinstance(holder, dict) and (has_text or text):
             holder[field] = text
         if not self.finished and not text and not _carries_more(choice, self.shape):
