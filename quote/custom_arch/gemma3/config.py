@@ -3,7 +3,8 @@
 
 Differences from MAX's built-in Gemma3 config:
 
-* encodings ``float32`` (CPU; the default, cast to bfloat16 on GPU by MAX) and ``bfloat16``;
+* encodings ``float32`` (CPU; the default, weights cast to bfloat16 at load on GPU) and
+  ``bfloat16`` (bfloat16 releases are cast to float32 at load on CPU);
 * which layers slide comes from Hugging Face's ``layer_types`` (the config's own truth);
 * a multimodal ``Gemma3ForConditionalGeneration`` config (Gemma 3 4B/12B/27B) is read through
   its ``text_config`` (:func:`text_config_of`): this architecture runs the language model only;
