@@ -28,11 +28,14 @@ Reply = tuple[str, str, str | None, list[tuple[str, str]]]
 """One demo request's ``(mod, content, finish_reason, [(tool name, arguments JSON)])``."""
 
 
-def run_demos(client: Any, served: str) -> list[Reply]:
+def run_demos(client: Any, served: str, *, seed: int | None = None) -> list[Reply]:
     """One chat request per demo mod, then the tool round trip's second turn
-    (``"weather_tool/2"``); returns what each request answered."""
+    (``"weather_tool/2"``); returns what each request answered. ``seed`` makes the sampled
+    replies reproducible."""
 
     def chat(mod: str, content: str, **extra: Any) -> Any:
+        if seed is not None:
+            extra.setdefault("seed", seed)
         return client.chat.completions.create(
             model=f"{served}/{mod}",
             messages=extra.pop("messages", [{"role": "user", "content": content}]),
@@ -54,7 +57,7 @@ def run_demos(client: Any, served: str) -> list[Reply]:
         ("replace_phrase", "Where is the data?", {"extra_body": quote_args}),
         ("stop_early", "Tell me a story.", {}),
         ("rewrite_prompt", "What is Quote?", {}),
-        ("json_report", "The weather as JSON:", {"max_tokens": 48}),
+        ("json_report", "The weather as JSON:", {"max_tokens": 64}),
     ]
     out = [reply(mod, chat(mod, content, **extra)) for mod, content, extra in cases]
 
