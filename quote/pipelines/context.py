@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from max.pipelines.context import TextContext
-from max.pipelines.context.exceptions import InputError
 from max.pipelines.lib import TextTokenizer
 
 __all__ = ["QuoteContext", "QuoteTokenizer", "pending_options"]
@@ -40,16 +39,7 @@ class QuoteTokenizer(TextTokenizer):
     """MAX's ``TextTokenizer`` that returns :class:`QuoteContext` objects."""
 
     async def new_context(self, request: Any) -> QuoteContext:  # type: ignore[override]
-        """Build the context as MAX does, then attach the pending Quote options.
-
-        Raises:
-            InputError: The request carries images or videos (HTTP 400): Quote's architecture
-                runs the language model only, and MAX's text tokenizer would drop them silently.
-        """
-        if getattr(request, "images", None) or getattr(request, "videos", None):
-            raise InputError(
-                "this model is served text-only by Quote: images and videos are not supported"
-            )
+        """Build the context as MAX does, then attach the pending Quote options."""
         options = request.chat_template_options
         if isinstance(options, dict) and "quote" in options:
             request.chat_template_options = {k: v for k, v in options.items() if k != "quote"}

@@ -5,7 +5,7 @@ The tiny multimodal checkpoint (``quote tiny-model --layout multimodal``) in bot
 layouts, and a bfloat16 copy of it (as the releases are saved), run on CPU in float32 through
 Quote's architecture: logits match transformers' ``Gemma3ForConditionalGeneration`` within
 1e-3 over a prompt longer than the sliding window; mods run on it, in-process and through
-``quote serve`` (which refuses images with a 400). All three checkpoints share one compiled
+``quote serve`` (where requests with images get a 400). All three checkpoints share one compiled
 graph.
 """
 
@@ -180,13 +180,13 @@ def test_quote_serve_bfloat16_release_layout_on_cpu(
         r = httpx.post(srv.base + "/v1/chat/completions", json=body, timeout=120)
         assert r.status_code == 200, r.text
         assert not r.json()["choices"][0]["message"]["content"].startswith("Sure:")
-        # Images are refused, not dropped silently.
+        # Images are refused (by MAX: the architecture takes text only), not dropped silently.
         body["messages"] = [
             {"role": "user", "content": [{"type": "text", "text": "what?"}, _IMAGE]}
         ]
         r = httpx.post(srv.base + "/v1/chat/completions", json=body, timeout=120)
         assert r.status_code == 400, r.text
-        assert "text-only" in r.json()["error"]["message"]
+        assert "image_url content type not supported" in r.json()["error"]["message"]
 
 
 def _png() -> str:
