@@ -58,9 +58,10 @@ _FORMAT_PATTERNS = {
 _STANDARD_FORMATS = _LLG_FORMATS | set(_FORMAT_PATTERNS) | {"idn-email", "idn-hostname"}
 _CHILD_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
 _CHILD_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
-# not `not`: a stricter rewrite inside a negation would widen the schema
+# not `not`: a stricter rewrite inside a negation would widen the schema; not `if`: its
+# condition is read as written (leaving it unrewritten only keeps it as loose as the original)
 _CHILD_ONE = ("additionalProperties", "additionalItems", "contains", "propertyNames",
-              "unevaluatedProperties", "unevaluatedItems", "if", "then", "else")  # fmt: skip
+              "unevaluatedProperties", "unevaluatedItems", "then", "else")  # fmt: skip
 
 
 def prepare_schema(schema: dict[str, Any] | bool, *, strict: bool = False) -> dict[str, Any] | bool:
@@ -101,7 +102,7 @@ class _Rewriter:
                     self.visit(child, in_all_of=all_of, parent=node if all_of else None)
         for key in _CHILD_ONE:
             # if/then/else end up in an allOf: never closed on their own
-            self.visit(node.get(key), in_all_of=key in ("if", "then", "else"))
+            self.visit(node.get(key), in_all_of=key in ("then", "else"))
         items = node.get("items")
         for child in items if isinstance(items, list) else [items]:
             self.visit(child, in_all_of=False)
@@ -230,9 +231,15 @@ def _format(node: dict[str, Any]) -> None:
         node.pop("format")  # an annotation only: validators ignore formats they do not define
 
 
+_UNTYPED_SKIP = ("$ref", "enum", "const", "allOf", "anyOf", "oneOf", "not")
+
+
 def _number_bounds(node: dict[str, Any]) -> None:
     kinds = _types(node)
-    if not kinds or not kinds & {"number", "integer"}:
+    if kinds is None:  # no "type": a number is one of the values it admits
+        if any(k in node for k in _UNTYPED_SKIP) or not node or is_open(node):
+            return  # combined with other schemas, constants, or left to the open-value rule
+    elif not kinds & {"number", "integer"}:
         return
     if "minimum" not in node and "exclusiveMinimum" not in node:
         node["minimum"] = -SAFE_INTEGER

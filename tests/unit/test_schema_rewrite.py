@@ -229,3 +229,9 @@ def test_open_values_keep_numbers_interoperable() -> None:
     described = {"type": "object", "properties": {"x": {"description": "anything"}}}
     assert _accepts(described, '{"x":"s"}') and not _accepts(described, '{"x":1e400')
     assert not _accepts({"type": "array"}, "[1e400")
+
+
+def test_untyped_schemas_bound_their_numbers_too() -> None:
+    untyped = {"title": "root", "properties": {"a": {"type": "string", "maxLength": 3}}}
+    assert _accepts(untyped, "42") and _accepts(untyped, '{"a":"x"}')
+    assert not _accepts(untyped, "20602e61230241083432918025")  # read as inf
