@@ -43,6 +43,10 @@ PAYLOAD_FORMAT = "quote-mod/1"
 _NEVER_BUNDLED = {"quote", "max"}
 
 
+_SERVER_PACKAGES = ("quote", "quote_mod_sdk")
+"""Packages every Quote server has installed: never bundled into a payload."""
+
+
 class SerializationError(QuoteSDKError, ValueError):
     """A mod cannot be serialised, or a payload cannot be loaded."""
 
@@ -113,6 +117,11 @@ def serialize_mod(obj: Any, *, name: str | None = None) -> bytes:
     root = file.parent
     for _ in range(entry.count(".") + (1 if file.name == "__init__.py" else 0)):
         root = root.parent
+    if entry.split(".")[0] in _SERVER_PACKAGES and entry.count(".") >= 2:
+        # a mod shipped inside Quote (quote.examples...): bundle its own package only; its
+        # imports of Quote itself resolve to the server's installed copy
+        entry = ".".join(entry.split(".")[-1 if file.name == "__init__.py" else -2 :])
+        root = file.parent.parent
     first = _find(root, entry) or _Source(entry, file, file.name == "__init__.py")
     modules: dict[str, dict[str, Any]] = {}
     todo = [first]

@@ -104,3 +104,12 @@ def test_bad_payloads() -> None:
         load_mod(json.dumps({"format": "quote-mod/1", "sha256": "0"}))
     with pytest.raises(SerializationError):
         serialize_mod(lambda e, a, t: None)
+
+
+def test_a_mod_shipped_in_quote_bundles_its_own_package_only() -> None:
+    from quote.examples.demos import greeting
+
+    payload = serialize_mod(greeting)
+    assert sorted(json.loads(payload)["modules"]) == ["demos", "demos.mods"]
+    loaded = load_mod(payload)  # its quote.sdk imports resolve to the installed package
+    assert loaded.name == greeting.name
