@@ -173,15 +173,12 @@ class QuotePipeline(TextGenerationPipeline):  # type: ignore[misc]
     def quote_has_mods(self, ctx: Any) -> bool:
         """Whether the request runs Quote's step (it has, or had, mods); cheap, no allocation."""
         rid = ctx.request_id
-        if rid in self.quote_states:
-            return True
+        if rid in self.quote_states or getattr(ctx, "log_probabilities_echo", False):
+            return True  # ``echo`` with log probabilities: Quote's step computes the prompt's
         options = self._pending_options.get(rid)
         if options is not None:
             return bool(options.mods or options.constraint or options.no_tools)
-        # ``echo`` with log probabilities: the prompt's entries come from Quote's step.
-        return bool(
-            getattr(ctx, "quote_options", None) or getattr(ctx, "log_probabilities_echo", 0)
-        )
+        return bool(getattr(ctx, "quote_options", None))
 
     def quote_state(self, ctx: Any) -> RequestState:
         """The request's state, created (and its mods started) on first sight."""
