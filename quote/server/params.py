@@ -58,8 +58,9 @@ NO_ECHO_FLAG = (
     "for every position). Restart it with --enable-echo, or use echo without logprobs."
 )
 PREFIX_CACHE_ECHO = (
-    "'echo' with 'logprobs' is not supported with --enable-prefix-caching: prompt tokens "
-    "served from the prefix cache are not recomputed, so they have no log probabilities."
+    "'echo' with 'logprobs' is not supported with prefix caching (on by default in max "
+    "serve): prompt tokens served from the prefix cache are not recomputed, so they have no "
+    "log probabilities. Start the server with --enable-echo --no-enable-prefix-caching."
 )
 
 
