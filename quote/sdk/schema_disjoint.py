@@ -20,10 +20,26 @@ _TYPES = frozenset({"null", "boolean", "object", "array", "string", "number"})
 _MAX_DEPTH = 8
 
 
-def disjoint_branches(branches: list[Any], root: dict[str, Any]) -> bool:
-    """True when no JSON value can match two of ``branches`` (local ``$ref``s resolved)."""
-    shapes = [_Shape.of(b, root, 0) for b in branches]
-    return all(a.disjoint(b) for a, b in itertools.combinations(shapes, 2))
+def disjoint_branches(
+    branches: list[Any], root: dict[str, Any], within: frozenset[str] | None = None
+) -> str | None:
+    """Whether no value can match two of ``branches`` (local ``$ref``s resolved).
+
+    ``within``: the JSON types the enclosing schema already allows. Returns ``"exact"``
+    when no value can, ``"objects"`` when no *object* can (a discriminator property proves
+    nothing for other values, which satisfy ``properties``/``required`` vacuously: the
+    caller must restrict the value to objects), None when the branches may overlap.
+    """
+    outer = _Shape(within, None, {})
+    shapes = [outer.meet(_Shape.of(b, root, 0)) for b in branches]
+    how = "exact"
+    for a, b in itertools.combinations(shapes, 2):
+        verdict = a.disjoint(b)
+        if verdict is None:
+            return None
+        if verdict == "tags":
+            how = "objects"
+    return how
 
 
 class _Shape:
@@ -59,15 +75,20 @@ class _Shape:
         values = _meet(self.values, other.values)
         return _Shape(types, values, {**other.tags, **self.tags})
 
-    def disjoint(self, other: _Shape) -> bool:
+    def disjoint(self, other: _Shape) -> str | None:
+        """ "exact", "tags" (disjoint as objects only) or None (may overlap)."""
         if self.types is not None and other.types is not None and not self.types & other.types:
-            return True
+            return "exact"
         if self.values is not None and other.values is not None:
-            return not self.values & other.values
+            return None if self.values & other.values else "exact"
         for prop in self.tags.keys() & other.tags.keys():
             if not self.tags[prop] & other.tags[prop]:
-                return True
-        return False
+                objects = {"object"}
+                both_objects = bool(self.types) and bool(other.types)
+                if both_objects and self.types <= objects and other.types <= objects:  # type: ignore[operator]
+                    return "exact"
+                return "tags"
+        return None
 
 
 def _meet(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:

@@ -136,12 +136,22 @@ def _types(node: dict[str, Any]) -> set[str] | None:
 
 def _one_of(node: dict[str, Any], root: dict[str, Any]) -> None:
     branches = node.get("oneOf")
-    if isinstance(branches, list) and disjoint_branches(branches, root):
-        node.pop("oneOf")
-        if "anyOf" in node:
-            _add_all_of(node, {"anyOf": branches})
-        else:
-            node["anyOf"] = branches
+    if not isinstance(branches, list):
+        return
+    declared = _types(node)
+    within = None if declared is None else frozenset(_NUMERIC.get(t, t) for t in declared)
+    how = disjoint_branches(branches, root, within)
+    if how is None:
+        return
+    if how == "objects":  # disjoint as objects only: other values would match every branch
+        if declared is not None and "object" not in declared:
+            return
+        node["type"] = "object"
+    node.pop("oneOf")
+    if "anyOf" in node:
+        _add_all_of(node, {"anyOf": branches})
+    else:
+        node["anyOf"] = branches
 
 
 def _not(node: dict[str, Any]) -> None:
@@ -202,7 +212,8 @@ def _negation(cond: Any, node: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(tested, list) or not isinstance(declared_values, list):
         return None
     rest = [v for v in declared_values if v not in tested]
-    return {"properties": {name: {"enum": rest}}, "required": [name]}
+    # an object: other values satisfy `if` vacuously and must take its `then`
+    return {"type": "object", "properties": {name: {"enum": rest}}, "required": [name]}
 
 
 def _dependencies(node: dict[str, Any]) -> None:
@@ -231,6 +242,7 @@ def _format(node: dict[str, Any]) -> None:
         node.pop("format")  # an annotation only: validators ignore formats they do not define
 
 
+_NUMERIC = {"integer": "number"}
 _UNTYPED_SKIP = ("$ref", "enum", "const", "allOf", "anyOf", "oneOf", "not")
 
 

@@ -48,6 +48,17 @@ CASES: dict[str, dict[str, Any]] = {
         },
         "oneOf": [{"$ref": "#/$defs/circle"}, {"$ref": "#/$defs/square"}],
     },
+    "oneOf by discriminator, untyped": {  # numbers match every branch: only objects are disjoint
+        "oneOf": [
+            {"properties": {"kind": {"enum": ["solid"]}}, "required": ["kind"]},
+            {"properties": {"kind": {"enum": ["striped"]}}, "required": ["kind"]},
+        ]
+    },
+    "if then, untyped": {  # a number satisfies `if` vacuously, so it must satisfy `then`
+        "properties": {"kind": {"enum": ["a", "b"]}},
+        "if": {"properties": {"kind": {"const": "a"}}},
+        "then": {"type": "object", "required": ["size"]},
+    },
     "not type": {"not": {"type": "object"}, "anyOf": [{"type": "string", "maxLength": 4}]},
     "not anything": {
         "type": "object",
@@ -131,7 +142,8 @@ POOL: list[Any] = [
     ["x", "y"], {}, {"a": 1}, {"a": 1, "b": 2}, {"kind": "circle"}, {"kind": "circle", "size": 2},
     {"kind": "square"}, {"kind": "square", "w": 1}, {"kind": "circle", "r": 1},
     {"kind": "square", "side": 2}, {"card": "1234"}, {"card": "1234", "zip": "9"}, {"zip": "9"},
-    [1.5, 2e400], [1, 2],
+    [1.5, 2e400], [1, 2], {"kind": "solid"}, {"kind": "a"}, {"kind": "a", "size": 1},
+    {"kind": "b"},
 ]  # fmt: skip
 
 
