@@ -41,6 +41,7 @@ _ANNOTATIONS = {
     "writeOnly", "$schema", "$id", "id", "markdownDescription", "format",
 }  # fmt: skip
 _COMBINED = ("allOf", "anyOf", "oneOf", "$ref", "not", "if")
+_CONSTANT = {"enum", "const"}
 
 
 def is_open(schema: Any) -> bool:
@@ -68,7 +69,15 @@ def bound_open_values(node: dict[str, Any], *, strict: bool, in_all_of: bool) ->
     if is_object and extra is not None and is_open(extra) and "patternProperties" not in node:
         node["additionalProperties"] = {"$ref": ANY_REF}
         used = True
-    if kinds is not None and "array" in kinds and is_open(node.get("items", True)):
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict):
+        for pattern, sub in patterns.items():
+            if is_open(sub):
+                patterns[pattern] = {"$ref": ANY_REF}
+                used = True
+    # an untyped schema admits arrays too (unless it is open itself or a set of constants)
+    arrays = "array" in kinds if kinds is not None else not (is_open(node) or _CONSTANT & set(node))
+    if arrays and is_open(node.get("items", True)):
         if "prefixItems" not in node and "additionalItems" not in node:
             node["items"] = {"$ref": ANY_REF}
             used = True

@@ -247,3 +247,10 @@ def test_untyped_schemas_bound_their_numbers_too() -> None:
     untyped = {"title": "root", "properties": {"a": {"type": "string", "maxLength": 3}}}
     assert _accepts(untyped, "42") and _accepts(untyped, '{"a":"x"}')
     assert not _accepts(untyped, "20602e61230241083432918025")  # read as inf
+
+
+def test_open_items_and_pattern_values_of_untyped_schemas_are_bounded() -> None:
+    camera = {"properties": {"x": {"type": "number"}}, "additionalProperties": False}
+    assert _accepts(camera, "[1,2]") and not _accepts(camera, "[1e400")
+    extensions = {"type": "object", "patternProperties": {"^x-": {}}}
+    assert _accepts(extensions, '{"x-a":3}') and not _accepts(extensions, '{"x-a":1e400')
