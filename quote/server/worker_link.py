@@ -68,7 +68,9 @@ class WorkerLink:
         self.stats: dict[str, Any] | None = None
         self.worker_pid: int | None = None
         self.dead: str | None = None
+        self.dead_at = 0.0  # time.monotonic() of the death
         self.stopping = False
+        self._exit_lock = threading.Lock()  # held by the one caller that ends the process
         threading.Thread(target=self._receive, name="quote-link", daemon=True).start()
 
     # --- what routes use ------------------------------------------------------------------
@@ -117,6 +119,7 @@ class WorkerLink:
             if self.dead is not None:
                 return
             self.dead = reason
+            self.dead_at = time.monotonic()
             waiters = list(self._death.values())
         if self.stopping:
             logger.info("model worker exited during shutdown")
@@ -185,10 +188,17 @@ class WorkerLink:
 
     def _exit_soon(self) -> None:
         time.sleep(FLUSH_S)
-        if self.stopping:
-            return
-        me = psutil.Process()
-        kids = me.children(recursive=True)
+        if not self.stopping:
+            self.exit_now()
+
+    def exit_now(self) -> None:
+        """End this process's children and exit with :data:`EXIT_STATUS` (never returns).
+
+        A second caller (the exit thread, or the event loop after MAX's unwinding began)
+        blocks until the first has exited the process.
+        """
+        self._exit_lock.acquire()  # never released: the process ends below
+        kids = [p for p in psutil.Process().children(recursive=True) if not _is_tracker(p)]
         for p in kids:
             try:
                 p.terminate()
@@ -203,6 +213,19 @@ class WorkerLink:
         shutil.rmtree(self._dir, ignore_errors=True)
         logging.shutdown()
         os._exit(EXIT_STATUS)
+
+
+def _is_tracker(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is multiprocessing's resource tracker.
+
+    It ignores SIGTERM by design and exits by itself, after releasing what the dead
+    processes leaked, once this process's end closes its pipe: waiting on it would only
+    delay the exit.
+    """
+    try:
+        return any("multiprocessing.resource_tracker" in part for part in proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], value: Any) -> None:
@@ -275,24 +298,44 @@ def _with_watch(original: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 yield
             except asyncio.CancelledError:
-                # MAX cancels the server when its worker exits non-zero: answer in-flight
-                # requests with errors before it unwinds (the loop still runs here).
-                current = link()
-                if current is not None and not current.stopping:
-                    current.mark_dead("the model worker exited")
-                    await asyncio.sleep(FLUSH_S / 2)
+                # MAX cancels the server when its worker exits non-zero.
+                await _end_if_dead("the model worker exited")
                 raise
             except BaseException:  # noqa: BLE001 - a signal (SIGTERM, SIGINT): a requested stop
                 _stopping()
                 raise
+            # uvicorn also returns normally when MAX cancels it after a worker crash.
+            await _end_if_dead(None)
             _stopping()
 
     return lifespan
 
 
-def _stopping() -> None:
+async def _end_if_dead(reason: str | None) -> None:
+    """If the worker died (``reason``: it did), flush in-flight errors, then exit with status 3.
+
+    Runs on the event loop before MAX's own unwinding (which raises ``SystemExit(1)``):
+    exiting here is deterministic, while the exit thread started by
+    :meth:`WorkerLink.mark_dead` would be frozen by interpreter finalization.
+    """
     current = link()
-    if current is not None:
+    if current is None or current.stopping:
+        return
+    if reason is not None:
+        current.mark_dead(reason)
+    if current.dead is None:
+        return
+    await asyncio.sleep(max(0.0, current.dead_at + FLUSH_S - time.monotonic()))
+    current.exit_now()
+
+
+def _stopping() -> None:
+    """Record a requested stop, unless the worker already died (that is no request).
+
+    A death already recorded keeps its exit path (status 3).
+    """
+    current = link()
+    if current is not None and current.dead is None:
         current.stopping = True
 
 
