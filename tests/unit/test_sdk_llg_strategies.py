@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -253,9 +254,23 @@ def test_errors_name_what_is_wrong(build: Any, error: type[Exception], named: st
     assert named in str(info.value)
 
 
-def test_compile_budget() -> None:
+def test_compile_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compile past the strategy's budget raises; the same schema compiles afterwards.
+
+    The compile is held back by an event (a real one is far faster than any budget a test
+    could wait on, so a tiny budget raced the compile thread and lost when it finished first).
+    """
+    from quote.sdk import grammar
+
     class Slow(JsonSchema):
-        budget_s = 1e-9
+        budget_s = 0.05
+
+    release = threading.Event()
+    first_mask = grammar._first_mask
+
+    def held(*args: Any) -> str:
+        release.wait(10)
+        return first_mask(*args)
 
     # a schema no other test compiles: strategies cache grammars per tokenizer
     schema = {
@@ -263,6 +278,11 @@ def test_compile_budget() -> None:
         "type": "array",
         "items": {"type": "string", "format": "date-time"},
     }
-    with pytest.raises(GrammarTimeout, match="did not compile"):
-        Slow(schema).start(char_tokenizer())
+    monkeypatch.setattr(grammar, "_first_mask", held)
+    try:
+        with pytest.raises(GrammarTimeout, match="did not compile within 0.05 s"):
+            Slow(schema).start(char_tokenizer())
+    finally:
+        release.set()
+    monkeypatch.undo()
     assert isinstance(JsonSchema(schema).start(char_tokenizer()).allowed(), np.ndarray)
