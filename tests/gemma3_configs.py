@@ -256,7 +256,10 @@ def write_scaled(name: str, out_dir: Path) -> Path:
         weights = decoder_weights(config, seed)
     out = out_dir / name
     out.mkdir(parents=True, exist_ok=True)
-    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    files = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    if multimodal:  # the image processor, as the releases ship it
+        files += ["preprocessor_config.json", "processor_config.json", "chat_template.jinja"]
+    for f in files:
         shutil.copy(tokenizer_src / f, out / f)
     shutil.copy(tokenizer_src / "generation_config.json", out / "generation_config.json")
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

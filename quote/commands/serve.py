@@ -86,6 +86,8 @@ def serve_env(args: argparse.Namespace) -> dict[str, str]:
         env["QUOTE_PRELOAD_MODS"] = ",".join(args.mod)
     if args.allowed_hosts is not None:
         env["QUOTE_ALLOWED_HOSTS"] = args.allowed_hosts
+    if args.allow_image_fetch:
+        env["QUOTE_ALLOW_IMAGE_FETCH"] = "1"
     # MAX's workers must run this interpreter, whatever `python3` is first on PATH.
     env.update(interpreter_env())
     return env
@@ -149,6 +151,12 @@ def add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=None,
         metavar="HOST[,HOST...]",
         help="comma-separated host names the server answers to (sets QUOTE_ALLOWED_HOSTS)",
+    )
+    parser.add_argument(
+        "--allow-image-fetch",
+        action="store_true",
+        help="let chat requests carry http(s) image URLs, which the server downloads "
+        "(default: data URLs only)",
     )
     parser.add_argument(
         "--log-level",

@@ -821,6 +821,9 @@ def _replace_prompt(pipeline: Any, row: _Row, action: AdjustedPrefill, mod: str)
             f"mod '{mod}' (AdjustedPrefill): the new prompt does not fit the model's max length",
         )
         return
+    if getattr(ctx, "images", None):  # their soft tokens' positions would no longer hold
+        _fail(row, f"mod '{mod}' (AdjustedPrefill): a prompt with images cannot be replaced")
+        return
     sequence.replace_prompt(ctx, action.tokens)
     logprobs.drop_from(st, 0)
     st.prompt_len = len(action.tokens)

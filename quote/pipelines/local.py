@@ -7,9 +7,10 @@ request, ``alloc`` + ``execute`` per step over the live batch, ``release`` at th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ class Request:
     """Alternatives per token to return with each token's log probability (0: none)."""
     echo: bool = False
     """With ``logprobs``, also the prompt tokens' (needs a model built with ``enable_echo``)."""
+    images: Sequence[Any] = ()
+    """MAX ``ImageMetadata`` of the prompt's images (checkpoints with a vision tower)."""
 
 
 @dataclass
@@ -64,7 +67,7 @@ class LocalEngine:
         self.pipeline = loaded.pipeline
 
     def make_context(self, req: Request) -> Any:
-        """A MAX ``TextContext`` for ``req``."""
+        """A MAX ``TextContext`` for ``req`` (``TextAndVisionContext`` with images)."""
         from max.pipelines.context import EOSTracker, SamplingParams, TextContext, TokenBuffer
         from max.pipelines.request.base import RequestID
 
@@ -82,7 +85,16 @@ class LocalEngine:
             params["top_k"] = req.top_k
         if req.top_p is not None:
             params["top_p"] = req.top_p
-        return TextContext(
+        fields: dict[str, Any] = {}
+        cls: Any = TextContext
+        if req.images:
+            from max.pipelines.context import TextAndVisionContext
+
+            hf = self.loaded.config.model.huggingface_config
+            cls = TextAndVisionContext
+            fields = {"images": list(req.images), "vision_token_ids": [hf.image_token_index]}
+        return cls(
+            **fields,
             request_id=RequestID(),
             max_length=len(req.prompt) + req.max_new_tokens,
             tokens=TokenBuffer(np.asarray(list(req.prompt), dtype=np.int64)),
@@ -200,17 +212,48 @@ def greedy_with_logits(
     """
     from max.pipelines.lib.generate import GenerateIterator
 
-    with GenerateIterator(
-        pipeline,
-        [list(p) for p in prompts],
-        max_new_tokens=max_new_tokens,
-        temperature=0.0,
-        top_k=1,
-        ignore_eos=True,
-        output_logits=True,
-    ) as batch:
+    with (
+        _text_rows_allowed(),
+        GenerateIterator(
+            pipeline,
+            [list(p) for p in prompts],
+            max_new_tokens=max_new_tokens,
+            temperature=0.0,
+            top_k=1,
+            ignore_eos=True,
+            output_logits=True,
+        ) as batch,
+    ):
         for _ in batch:
             pass
     sequences = [[int(t) for t in seq] for seq in batch.sequences]
     logits = [[np.asarray(r, dtype=np.float32) for r in rows] for rows in batch.logits]
     return sequences, logits
+
+
+@contextlib.contextmanager
+def _text_rows_allowed() -> Iterator[None]:
+    """Let MAX's ``GenerateIterator`` run Quote's vision architecture on text rows.
+
+    MAX 26.7 refuses every architecture whose context type is a ``TextAndVisionContext``
+    (``max/pipelines/lib/generate.py``, ``_check_supported``), since it builds text-only
+    rows; Quote's ``Gemma3ForConditionalGeneration`` takes text-only rows, so only that
+    refusal is skipped, for :class:`~quote.pipelines.context.QuoteVisionContext` only.
+    """
+    from max.pipelines.lib import PIPELINE_REGISTRY
+    from max.pipelines.lib import generate as max_generate
+
+    from quote.pipelines.context import QuoteVisionContext
+
+    original = max_generate._check_supported
+
+    def check(pipeline_config: Any, caller: str = "generate()") -> None:
+        context_type = PIPELINE_REGISTRY.retrieve_context_type(pipeline_config)
+        if not issubclass(context_type, QuoteVisionContext):
+            original(pipeline_config, caller)
+
+    max_generate._check_supported = check
+    try:
+        yield
+    finally:
+        max_generate._check_supported = original

@@ -25,6 +25,7 @@ from quote.server import fanout
 from quote.server.admin import router as admin_router
 from quote.server.admin import view
 from quote.server.failures import guard_stream, unless_worker_dies, worker_died
+from quote.server.images import check_image_urls
 from quote.server.key_routes import router as key_router
 from quote.server.mod_views import ModView
 from quote.server.options import QuoteHTTPError, error_body, select
@@ -123,6 +124,8 @@ async def _proxy(request: Request, handler: Handler, *, chat: bool) -> Any:
         check_model(body.get("model"), served, _lora_names(request))
         refusal = echo_logprobs_refusal(getattr(request.app.state, "pipeline_config", None))
         n = check_params(body, chat=chat, echo_refusal=refusal)
+        if chat:
+            check_image_urls(body)
         check_limits(body, _max_routes()._resolve_max_model_len(request))
         sel = select(body, served, lambda name: mods.find(name) is not None, chat=chat)
         if sel.options is not None:  # the worker loads a key's own mods by "<key id>/<name>"

@@ -32,6 +32,7 @@ __all__ = [
     "VISION_CONFIG",
     "multimodal_config",
     "multimodal_weights",
+    "preprocessor_config",
     "vision_weights",
     "write_tiny_multimodal_model",
 ]
@@ -191,6 +192,31 @@ def _tokenizer_config() -> dict[str, Any]:
     return config
 
 
+def preprocessor_config() -> dict[str, Any]:
+    """``preprocessor_config.json``: Gemma 3's image processor at the tiny tower's image size.
+
+    As the released checkpoints: resize (bilinear) to the tower's square input, rescale to
+    [0, 1], normalise with mean and std 0.5, no pan-and-scan; :data:`MM_TOKENS_PER_IMAGE`
+    soft tokens per image.
+    """
+    side = int(VISION_CONFIG["image_size"])
+    return {
+        "image_processor_type": "Gemma3ImageProcessor",
+        "processor_class": "Gemma3Processor",
+        "do_convert_rgb": None,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "do_pan_and_scan": None,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "image_seq_length": MM_TOKENS_PER_IMAGE,
+        "resample": 2,
+        "rescale_factor": 1 / 255,
+        "size": {"height": side, "width": side},
+    }
+
+
 def write_tiny_multimodal_model(
     out_dir: str | pathlib.Path, *, variant: str = "default", seed: int = 0, layout: str = "v4"
 ) -> pathlib.Path:
@@ -198,7 +224,8 @@ def write_tiny_multimodal_model(
 
     Same files as :func:`quote.tiny.write_tiny_model` (byte-identical for the same arguments),
     with ``config.json`` in the ``Gemma3ForConditionalGeneration`` layout, the weights named as
-    ``layout`` says, and the image tokens added to the tokenizer.
+    ``layout`` says, the image tokens added to the tokenizer, and Gemma 3's processor files
+    (``preprocessor_config.json``, ``processor_config.json``, ``chat_template.jinja``).
     """
     from safetensors.numpy import save_file
 
@@ -213,5 +240,13 @@ def write_tiny_multimodal_model(
     special = tiny._special_tokens_map()
     special["additional_special_tokens"] = [*special["additional_special_tokens"], *IMAGE_TOKENS]
     _write_json(out / "special_tokens_map.json", special)
+    _write_json(out / "preprocessor_config.json", preprocessor_config())
+    _write_json(
+        out / "processor_config.json",
+        {"processor_class": "Gemma3Processor", "image_seq_length": MM_TOKENS_PER_IMAGE},
+    )
+    (out / "chat_template.jinja").write_text(
+        tiny.CHAT_TEMPLATE_PATH.read_text(encoding="utf-8"), encoding="utf-8"
+    )
     logger.info("wrote tiny multimodal Gemma3 %r (%s, seed %d) to %s", variant, layout, seed, out)
     return out

@@ -5,14 +5,12 @@ The tiny multimodal checkpoint (``quote tiny-model --layout multimodal``) in bot
 layouts, and a bfloat16 copy of it (as the releases are saved), run on CPU in float32 through
 Quote's architecture: logits match transformers' ``Gemma3ForConditionalGeneration`` within
 1e-3 over a prompt longer than the sliding window; mods run on it, in-process and through
-``quote serve`` (where requests with images get a 400). All three checkpoints share one compiled
-graph.
+``quote serve``. All three checkpoints share one compiled graph. (Images:
+``test_gemma3_images.py``.)
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import shutil
 from collections.abc import Callable
@@ -180,21 +178,3 @@ def test_quote_serve_bfloat16_release_layout_on_cpu(
         r = httpx.post(srv.base + "/v1/chat/completions", json=body, timeout=120)
         assert r.status_code == 200, r.text
         assert not r.json()["choices"][0]["message"]["content"].startswith("Sure:")
-        # Images are refused (by MAX: the architecture takes text only), not dropped silently.
-        body["messages"] = [
-            {"role": "user", "content": [{"type": "text", "text": "what?"}, _IMAGE]}
-        ]
-        r = httpx.post(srv.base + "/v1/chat/completions", json=body, timeout=120)
-        assert r.status_code == 400, r.text
-        assert "image_url content type not supported" in r.json()["error"]["message"]
-
-
-def _png() -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-_IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + _png()}}

@@ -428,6 +428,18 @@ def test_huge_max_tokens_and_bad_model_are_4xx(server: Server) -> None:
         assert 400 <= r.status_code < 500 and r.json().get("error"), r.text
 
 
+def test_image_on_a_text_only_checkpoint_is_400(server: Server) -> None:
+    """``Gemma3ForCausalLM`` has no vision tower: an image is refused, never dropped silently."""
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + png}}
+    body = _body(_served(server), None, 0, False)
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": "what?"}, image]}]
+    r = httpx.post(server.base + "/v1/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "image_url content type not supported" in r.json()["error"]["message"]
+    assert server.healthy()
+
+
 def test_worker_death_gives_errors_and_nonzero_exit(tiny_model: Path, tmp_path: Path) -> None:
     srv = Server(tiny_model, tmp_path / "mods", tmp_path / "die.log")
     srv.wait_ready()

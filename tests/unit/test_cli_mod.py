@@ -104,3 +104,10 @@ def test_serve_env_allowed_hosts_and_interpreter() -> None:
     assert "QUOTE_ALLOWED_HOSTS" not in serve_env(build_parser().parse_args(["serve"]))
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--allowed-hosts", "a,,b"])
+
+
+def test_serve_env_allow_image_fetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QUOTE_ALLOW_IMAGE_FETCH", raising=False)
+    args = build_parser().parse_args(["serve", "--allow-image-fetch"])
+    assert serve_env(args)["QUOTE_ALLOW_IMAGE_FETCH"] == "1"
+    assert "QUOTE_ALLOW_IMAGE_FETCH" not in serve_env(build_parser().parse_args(["serve"]))

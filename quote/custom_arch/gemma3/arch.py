@@ -3,8 +3,10 @@
 
 ``quote_gemma3_arch`` registers under ``Gemma3ForCausalLM`` (gemma-3-270m, gemma-3-1b);
 ``quote_gemma3_multimodal_arch`` under ``Gemma3ForConditionalGeneration`` (gemma-3-4b, 12b,
-27b), replacing MAX's multimodal pipeline with Quote's for text-only serving: the same model,
-config and pipeline read the language model out of the multimodal checkpoint.
+27b), replacing MAX's multimodal pipeline with Quote's: the same language model and pipeline,
+plus the vision graph and MAX's text-and-vision tokenizer (the checkpoint's own processor) for
+images in prompts. An image's soft tokens must run in one forward pass, so that architecture
+turns chunked prefill off (as MAX's own multimodal Gemma 3 does).
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import dataclasses
 from max.graph.weights import WeightsFormat
 from max.pipelines.kv_cache.memory_planner import PagedMemoryPlanner
 from max.pipelines.lib import SupportedArchitecture
-from max.pipelines.modeling.types import PipelineTask
+from max.pipelines.modeling.types import InputModality, PipelineTask
 
 from quote.custom_arch.gemma3 import weight_adapters
 from quote.custom_arch.gemma3.config import QuoteGemma3Config
 from quote.custom_arch.gemma3.model import QuoteGemma3BatchProcessor, QuoteGemma3Model
-from quote.pipelines.context import QuoteContext, QuoteTokenizer
+from quote.custom_arch.gemma3.vision_model import (
+    QuoteGemma3VisionBatchProcessor,
+    QuoteGemma3VisionModel,
+)
+from quote.pipelines.context import (
+    QuoteContext,
+    QuoteTokenizer,
+    QuoteVisionContext,
+    QuoteVisionTokenizer,
+)
 from quote.pipelines.quote_pipeline import QuotePipeline
 
 __all__ = ["quote_gemma3_arch", "quote_gemma3_multimodal_arch"]
@@ -48,4 +59,10 @@ quote_gemma3_multimodal_arch = dataclasses.replace(
     quote_gemma3_arch,
     name="Gemma3ForConditionalGeneration",
     example_repo_ids=["google/gemma-3-4b-it", "google/gemma-3-12b-it", "google/gemma-3-27b-it"],
+    pipeline_model=QuoteGemma3VisionModel,
+    batching=QuoteGemma3VisionBatchProcessor,
+    tokenizer=QuoteVisionTokenizer,
+    context_type=QuoteVisionContext,
+    input_modalities={InputModality.TEXT, InputModality.IMAGE},
+    required_arguments={"enable_chunked_prefill": False},
 )

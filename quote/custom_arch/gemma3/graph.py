@@ -1,5 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The whole Gemma3 decoder graph for one device (``QuoteGemma3``)."""
+"""The whole Gemma3 decoder graph for one device (``QuoteGemma3``).
+
+Built with ``images=True`` (checkpoints with a vision tower), the graph takes four more
+inputs: the step's image embeddings (rows of the vision graph's output), which row goes to
+which token, and each token's image block (for the attention mask).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from max import tree
 from max.dtype import DType
-from max.graph import Graph, TensorValue, Type, Value, ops
+from max.graph import Graph, TensorType, TensorValue, Type, Value, ops
 from max.graph import Module as GraphModule
 from max.nn.embedding import Embedding
 from max.nn.kv_cache import KVCacheParams, PagedCacheValues
@@ -19,6 +24,7 @@ from max.nn.layer import LayerList, Module
 from max.nn.linear import Linear
 from max.nn.transformer.transformer import LogitsPostprocessMixin
 from max.pipelines.lib.interfaces.batch_processor import ragged_kv_symbolic_input_tree
+from max.pipelines.lib.vlm_utils import merge_multimodal_embeddings
 
 from quote.custom_arch.gemma3.config import QuoteGemma3Config
 from quote.custom_arch.gemma3.layers import (
@@ -27,6 +33,7 @@ from quote.custom_arch.gemma3.layers import (
     GemmaRMSNorm,
     ScaledRotaryEmbedding,
 )
+from quote.custom_arch.gemma3.softcap_attention import ImageBlocks, reachable_pages
 
 __all__ = ["QuoteGemma3"]
 
@@ -52,8 +59,9 @@ class _LogitsHead(Module):
 class QuoteGemma3(LogitsPostprocessMixin, Module):
     """Gemma3 text decoder: scaled embedding, blocks, final norm, tied head, soft-cap."""
 
-    def __init__(self, config: QuoteGemma3Config) -> None:
+    def __init__(self, config: QuoteGemma3Config, *, images: bool = False) -> None:
         super().__init__()
+        self.images = images
         if len(config.devices) != 1:
             raise ValueError("QuoteGemma3 is a single-device graph")
         device = config.devices[0]
@@ -121,11 +129,22 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
         self.lm_head = _LogitsHead(head, config.final_logit_softcapping)
 
     def input_tree(self) -> OrderedDict[str, object]:
-        """Graph inputs: tokens, row offsets, return_n_logits, then the KV cache leaves."""
+        """Graph inputs: tokens, row offsets, return_n_logits, [images], then the KV cache."""
         tree_: OrderedDict[str, object] = ragged_kv_symbolic_input_tree(
             kv_params=self.kv_params, device_refs=[self.device], include_signal_buffers=False
         )
-        return tree_
+        if not self.images:
+            return tree_
+        out: OrderedDict[str, object] = OrderedDict(batch=tree_["batch"])
+        out["images"] = OrderedDict(
+            embeddings=TensorType(self.dtype, ["image_rows", self.hidden_size], device=self.device),
+            rows=TensorType(DType.int64, ["image_tokens"], device=self.device),
+            token_indices=TensorType(DType.int32, ["image_tokens"], device=self.device),
+            block_lo=TensorType(DType.int64, ["total_seq_len"], device=self.device),
+            block_hi=TensorType(DType.int64, ["total_seq_len"], device=self.device),
+        )
+        out["kv"] = tree_["kv"]
+        return out
 
     def __call__(
         self,
@@ -133,12 +152,21 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
         kv: PagedCacheValues,
         return_n_logits: TensorValue,
         input_row_offsets: TensorValue,
+        image_inputs: tuple[TensorValue, ...] | None = None,
     ) -> tuple[TensorValue, ...]:
         h = self.embed_tokens(tokens)
         # Gemma scales embeddings by sqrt(hidden), rounded to the model dtype as HF does.
         h = h * ops.constant(self.hidden_size**0.5, DType.float32, device=h.device).cast(h.dtype)
+        blocks = None
+        if image_inputs is not None:
+            embeddings, rows, token_indices, lo, hi = image_inputs
+            picked = ops.gather(embeddings, rows, axis=0)  # image soft tokens are not scaled
+            h = merge_multimodal_embeddings(h, picked, token_indices)
+            present = ops.shape_to_tensor(token_indices.shape)[0] > 0
+            lookup = reachable_pages(kv, self.kv_params.page_size)
+            blocks = ImageBlocks(lo=lo, hi=hi, present=present, lookup=lookup)
         for layer in self.layers:
-            h = layer(h, kv, input_row_offsets)
+            h = layer(h, kv, input_row_offsets, blocks)
         out: tuple[TensorValue, ...] = self._postprocess_logits(
             h, input_row_offsets, return_n_logits
         )
@@ -154,17 +182,25 @@ class QuoteGemma3(LogitsPostprocessMixin, Module):
     ) -> Graph:
         """Trace the graph; inputs are :meth:`input_tree`'s leaves in order."""
 
+        n_images = 5 if self.images else 0
+
         def forward(
             tokens: Value[Any],
             input_row_offsets: Value[Any],
             return_n_logits: Value[Any],
-            *kv_inputs: Value[Any],
+            *rest: Value[Any],
         ) -> tuple[TensorValue, ...]:
+            image_inputs = tuple(v.tensor for v in rest[:n_images]) if n_images else None
             collections = tree.leaves(
-                self.kv_params.unflatten_kv_inputs(iter(kv_inputs)), leaf=KVCacheInputsPerDevice
+                self.kv_params.unflatten_kv_inputs(iter(rest[n_images:])),
+                leaf=KVCacheInputsPerDevice,
             )
             return self(
-                tokens.tensor, collections[0], return_n_logits.tensor, input_row_offsets.tensor
+                tokens.tensor,
+                collections[0],
+                return_n_logits.tensor,
+                input_row_offsets.tensor,
+                image_inputs,
             )
 
         return Graph(

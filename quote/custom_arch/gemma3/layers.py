@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from max.dtype import DType
-from max.graph import DeviceRef, TensorValue, ops
+from max.graph import DeviceRef, TensorType, TensorValue, ops
 from max.nn.attention import MHAMaskVariant
 from max.nn.kernels import flash_attention_ragged, rope_split_store_ragged
 from max.nn.kv_cache import KVCacheParams, PagedCacheValues
@@ -21,7 +21,7 @@ from max.nn.norm.rms_norm import RMSNorm
 from max.nn.rotary_embedding import RotaryEmbedding
 from max.nn.stacked_linear import StackedLinear
 
-from quote.custom_arch.gemma3.softcap_attention import softcapped_paged_attention
+from quote.custom_arch.gemma3.softcap_attention import ImageBlocks, softcapped_paged_attention
 
 __all__ = ["GemmaRMSNorm", "Gemma3Attention", "Gemma3Block", "ScaledRotaryEmbedding"]
 
@@ -65,7 +65,8 @@ class Gemma3Attention(Module):
     q/k/v projections, per-head q/k RMSNorm, RoPE (local or global base),
     flash attention with a causal or sliding-window causal mask, o projection.
     With ``softcap`` set, attention scores are soft-capped (``cap * tanh(s / cap)``) by
-    :func:`softcapped_paged_attention`, since MAX's flash kernels cannot.
+    :func:`softcapped_paged_attention`, since MAX's flash kernels cannot; that eager path
+    also runs the steps that hold image tokens (``images``), whose blocks attend both ways.
     """
 
     def __init__(
@@ -113,9 +114,12 @@ class Gemma3Attention(Module):
         self.k_norm = GemmaRMSNorm(head_dim, dtype, eps)
 
     def __call__(
-        self, x: TensorValue, kv: PagedCacheValues, input_row_offsets: TensorValue
+        self,
+        x: TensorValue,
+        kv: PagedCacheValues,
+        input_row_offsets: TensorValue,
+        images: ImageBlocks | None = None,
     ) -> TensorValue:
-        n_tokens = x.shape[0]
         hd = self.head_dim
         q, k, v = ops.split(self.qkv_proj(x), [self.q_dim, self.kv_dim, self.kv_dim], axis=-1)
         q = self.q_norm(q.reshape((-1, self.n_heads, hd)))
@@ -136,18 +140,41 @@ class Gemma3Attention(Module):
             interleaved=False,
         ).reshape((-1, self.n_heads, hd))
         if self.softcap:
-            out = softcapped_paged_attention(
-                xq,
-                kv,
-                input_row_offsets,
-                layer_idx=self.layer_idx,
-                n_kv_heads=self.n_kv_heads,
-                page_size=self.kv_params.page_size,
-                scale=self.scale,
-                softcap=self.softcap,
-                sliding_window=self.sliding_window,
-            )
-            return self.o_proj(out)
+            return self.o_proj(self._eager(xq, kv, input_row_offsets, images))
+        if images is None:
+            return self.o_proj(self._flash(xq, kv, input_row_offsets, layer))
+        out_type = TensorType(xq.dtype, [xq.shape[0], self.n_heads * hd], xq.device)
+        out = ops.cond(
+            images.present,
+            [out_type],
+            lambda: self._eager(xq, kv, input_row_offsets, images),
+            lambda: self._flash(xq, kv, input_row_offsets, layer),
+        )[0].tensor
+        return self.o_proj(out)
+
+    def _eager(
+        self,
+        xq: TensorValue,
+        kv: PagedCacheValues,
+        input_row_offsets: TensorValue,
+        images: ImageBlocks | None,
+    ) -> TensorValue:
+        return softcapped_paged_attention(
+            xq,
+            kv,
+            input_row_offsets,
+            layer_idx=self.layer_idx,
+            n_kv_heads=self.n_kv_heads,
+            page_size=self.kv_params.page_size,
+            scale=self.scale,
+            softcap=self.softcap,
+            sliding_window=self.sliding_window,
+            images=images,
+        )
+
+    def _flash(
+        self, xq: TensorValue, kv: PagedCacheValues, input_row_offsets: TensorValue, layer: Any
+    ) -> TensorValue:
         sliding = self.sliding_window is not None
         out = flash_attention_ragged(
             self.kv_params,
@@ -161,7 +188,7 @@ class Gemma3Attention(Module):
             scale=self.scale,
             local_window_size=self.sliding_window if self.sliding_window is not None else -1,
         )
-        return self.o_proj(ops.reshape(out, shape=[n_tokens, -1]))
+        return ops.reshape(out, shape=[xq.shape[0], -1])
 
 
 class Gemma3Block(Module):
@@ -193,8 +220,14 @@ class Gemma3Block(Module):
         self.pre_feedforward_layernorm = GemmaRMSNorm(hidden_size, dtype, eps)
         self.post_feedforward_layernorm = GemmaRMSNorm(hidden_size, dtype, eps)
 
-    def __call__(self, h: TensorValue, kv: PagedCacheValues, input_row_offsets: Any) -> TensorValue:
-        attn = self.self_attn(self.input_layernorm(h), kv, input_row_offsets)
+    def __call__(
+        self,
+        h: TensorValue,
+        kv: PagedCacheValues,
+        input_row_offsets: Any,
+        images: ImageBlocks | None = None,
+    ) -> TensorValue:
+        attn = self.self_attn(self.input_layernorm(h), kv, input_row_offsets, images)
         h = h + self.post_attention_layernorm(attn)
         ff = self.mlp(self.pre_feedforward_layernorm(h))
         return h + self.post_feedforward_layernorm(ff)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ from max.pipelines.lib.memory_estimation import MemoryPlan
 from quote.custom_arch.gemma3.config import QuoteGemma3Config
 from quote.custom_arch.gemma3.graph import QuoteGemma3
 
-__all__ = ["QuoteGemma3BatchProcessor", "QuoteGemma3Inputs", "QuoteGemma3Model"]
+__all__ = ["QuoteGemma3BatchProcessor", "QuoteGemma3Inputs", "QuoteGemma3Model", "model_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +165,13 @@ class QuoteGemma3Model(
     def execute(self, model_inputs: ModelInputs) -> ModelOutputs:
         """Run one forward pass over a ragged batch."""
         assert isinstance(model_inputs, QuoteGemma3Inputs)
-        outputs = self.model.execute(*model_inputs.buffers)
-        if len(outputs) == 3:
-            return ModelOutputs(
-                logits=outputs[1], next_token_logits=outputs[0], logit_offsets=outputs[2]
-            )
-        return ModelOutputs(logits=outputs[0], next_token_logits=outputs[0])
+        return model_outputs(self.model.execute(*model_inputs.buffers))
+
+
+def model_outputs(outputs: Sequence[Any]) -> ModelOutputs:
+    """The decoder's outputs as MAX's ``ModelOutputs`` (with all logits when returned)."""
+    if len(outputs) == 3:
+        return ModelOutputs(
+            logits=outputs[1], next_token_logits=outputs[0], logit_offsets=outputs[2]
+        )
+    return ModelOutputs(logits=outputs[0], next_token_logits=outputs[0])

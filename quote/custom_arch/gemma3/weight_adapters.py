@@ -9,8 +9,8 @@ Three checkpoint layouts hold the same language model:
 - ``Gemma3ForConditionalGeneration`` with transformers 5.x module names:
   ``model.language_model.*`` and ``lm_head.*``.
 
-The vision tower and the multimodal projector of the multimodal layouts are dropped: this
-architecture serves text. Weights whose dtype differs from the model's (a bfloat16 release run
+The vision tower and the multimodal projector of the multimodal layouts are dropped here:
+``quote.custom_arch.gemma3.vision.convert_vision_state_dict`` reads them. Weights whose dtype differs from the model's (a bfloat16 release run
 in float32 on CPU, a float32 checkpoint run in bfloat16 on GPU) are cast here, at load.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 from max.dtype import DType
 from max.graph.weights import WeightData, Weights
 
-__all__ = ["convert_safetensor_state_dict", "language_model_name"]
+__all__ = ["convert_safetensor_state_dict", "language_model_name", "model_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def language_model_name(name: str) -> str | None:
     return name
 
 
-def _model_dtype(pipeline_config: Any) -> DType | None:
+def model_dtype(pipeline_config: Any) -> DType | None:
+    """The dtype the model runs in (from the pipeline's encoding); None without a config."""
     if pipeline_config is None:
         return None
     from max.pipelines.lib.config.model_config import _select_quantization_encoding
@@ -67,7 +68,7 @@ def convert_safetensor_state_dict(
     state_dict: dict[str, Weights], *, pipeline_config: Any = None, **_: Any
 ) -> dict[str, WeightData]:
     """Map names to the graph's, drop vision weights, cast floats to the model's dtype."""
-    dtype = _model_dtype(pipeline_config)
+    dtype = model_dtype(pipeline_config)
     out: dict[str, WeightData] = {}
     dropped = cast = 0
     for name, value in state_dict.items():
